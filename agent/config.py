@@ -9,9 +9,12 @@ lists all of them, each with the key path, the bad value and what is expected.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Annotated, Any, Literal
 
@@ -22,13 +25,17 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
-from agent.schedule import ScheduleError, parse_frequency
+from agent.schedule import SUPPORTED_FORMS, ScheduleError, parse_frequency
 
 ENV_VAR = "LICENSE_AGENT_CONFIG"
 DEFAULT_CONFIG = "config.yaml"
@@ -61,19 +68,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
 
 
+_FLAG_WORDS = ("yes", "no", "ignore")
+
+
 def _flag_value(value: Any) -> Any:
     # PyYAML turns unquoted yes/no/true/false into booleans; they still mean Yes/No.
     if value is True:
         return "yes"
     if value is False:
         return "no"
-    if isinstance(value, str):
+    if isinstance(value, str) and value.strip().lower() in _FLAG_WORDS:
         return value.strip().lower()
-    return value
+    raise ValueError("expected Yes, No or Ignore (any case; unquoted yes/no/true/false also work)")
 
 
 #: Yes / No / Ignore in any case, or the booleans PyYAML makes of unquoted yes/no/true/false.
-FlagRule = Annotated[Literal["yes", "no", "ignore"], BeforeValidator(_flag_value)]
+FlagRule = Annotated[
+    Literal["yes", "no", "ignore"],
+    BeforeValidator(_flag_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "enum": [v for w in _FLAG_WORDS for v in (w.capitalize(), w, w.upper())],
+                },
+                {"type": "boolean"},
+            ],
+            "description": "Yes, No or Ignore in any case (true means Yes, false means No)",
+        }
+    ),
+]
 
 
 def _none_to_list(value: Any) -> Any:
@@ -89,7 +114,9 @@ def _to_str(value: Any) -> Any:
     return value
 
 
-Text = Annotated[str, BeforeValidator(_to_str)]
+Text = Annotated[
+    str, BeforeValidator(_to_str), WithJsonSchema({"type": ["string", "number", "boolean"]})
+]
 
 
 class StaticTag(_Strict):
@@ -102,7 +129,11 @@ class TagBlock(_Model):
 
 
 class FeatureInfluxDb(_Strict):
-    enable: bool = False
+    enable: bool = Field(
+        default=False,
+        description="Write this feature's data to the InfluxDB of Butler.influxDb"
+        " (which must be enabled too)",
+    )
     tag: TagBlock = TagBlock()
 
 
@@ -111,26 +142,43 @@ class FeatureDestination(_Strict):
 
 
 def _check_frequency(value: str) -> str:
-    parse_frequency(value)  # raises ScheduleError (a ValueError) with the supported forms
+    try:
+        parse_frequency(value)
+    except ScheduleError as exc:
+        raise ValueError(f"{exc.reason}; supported: {SUPPORTED_FORMS}") from None
     return value
 
 
 #: A later.js text schedule (``every 6 hours``), checked at load time.
-Frequency = Annotated[str, Field(min_length=1), AfterValidator(_check_frequency)]
+Frequency = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="When to run, in UTC, as later.js text: every N seconds|minutes|hours|days,"
+        " at HH:MM, every day at HH:MM, every weekday at HH:MM, on <weekday> at HH:MM."
+        " Clock-aligned: 'every 6 hours' runs at 00, 06, 12 and 18 UTC",
+        examples=["every 6 hours", "every 24 hours", "at 02:30", "every weekday at 7:00 pm"],
+    ),
+    AfterValidator(_check_frequency),
+]
 
 
 # --------------------------------------------------------------------------- the feature
 
 
 class LicenseMonitor(_Strict):
-    enable: bool = False
+    enable: bool = Field(
+        default=False, description="Poll QRS for license usage on the `frequency` schedule"
+    )
     frequency: Frequency = "every 6 hours"
     destination: FeatureDestination = FeatureDestination()
 
 
 class NeverReleaseUser(_Strict):
-    user_dir: Text = Field(alias="userDir", min_length=1)
-    user_id: Text = Field(alias="userId", min_length=1)
+    user_dir: Text = Field(
+        alias="userDir", min_length=1, description="User directory, as in the QMC (INTERNAL)"
+    )
+    user_id: Text = Field(alias="userId", min_length=1, description="User ID, as in the QMC")
 
 
 class NeverReleaseCustomProperty(_Strict):
@@ -147,14 +195,34 @@ class NeverRelease(_Strict):
     user_directory: Annotated[list[Text], BeforeValidator(_none_to_list)] = Field(
         default=[], alias="userDirectory"
     )
-    inactive: FlagRule = "ignore"
-    blocked: FlagRule = "ignore"
-    removed_externally: FlagRule = Field(default="ignore", alias="removedExternally")
+    inactive: FlagRule = Field(
+        default="ignore",
+        description="Yes: keep the licenses of users marked Inactive in the QMC; No: keep those"
+        " of active users; Ignore: disregard the flag",
+    )
+    blocked: FlagRule = Field(
+        default="ignore",
+        description="Yes: keep the licenses of blocked users; No: keep those of users not"
+        " blocked; Ignore: disregard the flag",
+    )
+    removed_externally: FlagRule = Field(
+        default="ignore",
+        alias="removedExternally",
+        description="Yes: keep the licenses of users removed externally; No: keep those of the"
+        " others; Ignore: disregard the flag",
+    )
 
 
 class LicenseTypeRelease(_Strict):
-    enable: bool = False
-    release_threshold_days: int = Field(default=30, alias="releaseThresholdDays", ge=1, le=36500)
+    enable: bool = Field(default=False, description="Release allocations of this license type")
+    release_threshold_days: int = Field(
+        default=30,
+        alias="releaseThresholdDays",
+        ge=1,
+        le=36500,
+        description="Days without use after which an allocation is released (QRS quarantines,"
+        " rather than frees, allocations used in the last 7 days)",
+    )
 
 
 class LicenseTypes(_Strict):
@@ -179,9 +247,7 @@ class MaxReleases(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _short_forms(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            return value  # let pydantic report it
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             return {"count": value}
         if isinstance(value, str):
             m = _PERCENT_RE.match(value)
@@ -189,7 +255,12 @@ class MaxReleases(_Strict):
                 return {"percent": float(m.group(1))}
             if value.strip().isdigit():
                 return {"count": int(value)}
-        return value
+        if isinstance(value, dict | MaxReleases):
+            return value
+        raise ValueError(
+            "expected a number of releases (50), a percentage of the type's allocations"
+            " ('10%'), or the keys count and/or percent"
+        )
 
     def limit_for(self, allocated: int) -> int | None:
         """The largest number of releases allowed for a type with ``allocated`` allocations."""
@@ -201,20 +272,76 @@ class MaxReleases(_Strict):
         return min(limits) if limits else None
 
 
+_MAX_RELEASES_SCHEMA: dict[str, Any] = {
+    "description": "Safety limit per license type and run: a number (50), a percentage of the"
+    " type's allocations ('10%'), or {count, percent} (the smaller wins). A run with more"
+    " candidates than the limit releases nothing of that type",
+    "anyOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"},
+        {
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer", "minimum": 0},
+                "percent": {"type": "number", "minimum": 0, "maximum": 100},
+            },
+            "additionalProperties": False,
+        },
+        {"type": "null"},
+    ],
+}
+
+
 class LicenseRelease(_Strict):
-    enable: bool = False
-    dry_run: bool = Field(default=True, alias="dryRun")
+    enable: bool = Field(
+        default=False, description="Release unused Professional/Analyzer allocations"
+    )
+    dry_run: bool = Field(
+        default=True,
+        alias="dryRun",
+        description="true: only report what would be released; false: release for real",
+    )
     frequency: Frequency = "every 24 hours"
     never_release: NeverRelease = Field(default=NeverRelease(), alias="neverRelease")
     license_type: LicenseTypes = Field(default=LicenseTypes(), alias="licenseType")
     destination: FeatureDestination = FeatureDestination()
-    max_releases_per_run: MaxReleases | None = Field(default=None, alias="maxReleasesPerRun")
-    delete_concurrency: int = Field(default=4, alias="deleteConcurrency", ge=1, le=64)
+    max_releases_per_run: Annotated[MaxReleases | None, WithJsonSchema(_MAX_RELEASES_SCHEMA)] = (
+        Field(default=None, alias="maxReleasesPerRun")
+    )
+    delete_concurrency: int = Field(
+        default=4,
+        alias="deleteConcurrency",
+        ge=1,
+        le=64,
+        description="Allocations deleted in parallel by one release run",
+    )
+
+
+class ServerLicenseAlert(_Strict):
+    #: Log a warning when the site license expires in this many days or fewer.
+    threshold_days: int = Field(default=60, alias="thresholdDays", ge=0, le=36500)
+
+
+class ServerLicenseDestination(_Model):
+    # Butler also has mqtt and webhook here; the agent ignores them instead of rejecting them.
+    influx_db: FeatureInfluxDb = Field(default=FeatureInfluxDb(), alias="influxDb")
+
+
+class ServerLicenseMonitor(_Strict):
+    """``Butler.qlikSenseLicense.serverLicenseMonitor``: the site license's expiry."""
+
+    enable: bool = False
+    frequency: Frequency = "every 24 hours"
+    alert: ServerLicenseAlert = ServerLicenseAlert()
+    destination: ServerLicenseDestination = ServerLicenseDestination()
 
 
 class QlikSenseLicense(_Model):
     license_monitor: LicenseMonitor = Field(default=LicenseMonitor(), alias="licenseMonitor")
     license_release: LicenseRelease = Field(default=LicenseRelease(), alias="licenseRelease")
+    server_license_monitor: ServerLicenseMonitor = Field(
+        default=ServerLicenseMonitor(), alias="serverLicenseMonitor"
+    )
 
 
 # --------------------------------------------------------------------------- connections
@@ -233,10 +360,18 @@ DEFAULT_QRS_USER = "UserDirectory=INTERNAL; UserId=sa_api"
 
 
 class ConfigQRS(_Model):
-    host: str = Field(min_length=1)
-    port: int = Field(default=4242, ge=1, le=65535)
-    use_ssl: bool = Field(default=True, alias="useSSL")
-    reject_unauthorized: bool = Field(default=True, alias="rejectUnauthorized")
+    host: str = Field(
+        min_length=1,
+        description="Host name of the Sense central node as in its certificate, e.g."
+        " sense.example.com",
+    )
+    port: int = Field(default=4242, ge=1, le=65535, description="QRS port (4242)")
+    use_ssl: bool = Field(default=True, alias="useSSL", description="Use HTTPS (true)")
+    reject_unauthorized: bool = Field(
+        default=True,
+        alias="rejectUnauthorized",
+        description="Verify the Sense server's certificate against clientCertCA (keep true)",
+    )
     headers: Headers = Headers()
     #: Agent additions: seconds to wait for a connection and for an answer.
     connect_timeout: float = Field(default=10.0, alias="connectTimeout", gt=0, le=600)
@@ -258,10 +393,22 @@ class ConfigQRS(_Model):
         return DEFAULT_QRS_USER
 
 
+_CERT_HINT = (
+    "exported from the QMC (Certificates > Export, PEM format) to"
+    r" C:\ProgramData\Qlik\Sense\Repository\Exported Certificates\.Local Certificates"
+)
+
+
 class Cert(_Model):
-    client_cert: Path = Field(alias="clientCert")
-    client_cert_key: Path = Field(alias="clientCertKey")
-    client_cert_ca: Path = Field(alias="clientCertCA")
+    client_cert: Path = Field(
+        alias="clientCert", description=f"Path of client.pem, {_CERT_HINT}"
+    )
+    client_cert_key: Path = Field(
+        alias="clientCertKey", description=f"Path of client_key.pem, {_CERT_HINT}"
+    )
+    client_cert_ca: Path = Field(
+        alias="clientCertCA", description=f"Path of root.pem, {_CERT_HINT}"
+    )
 
     @field_validator("client_cert", "client_cert_key", "client_cert_ca", mode="before")
     @classmethod
@@ -283,23 +430,36 @@ class RetentionPolicy(_Model):
 
 
 class InfluxDb(_Model):
-    enable: bool = False
-    version: Literal[1, 2, 3] = 1
-    host_ip: str = Field(default="127.0.0.1", alias="hostIP", min_length=1)
-    host_port: int = Field(default=8086, alias="hostPort", ge=1, le=65535)
+    enable: bool = Field(default=False, description="Write to InfluxDB")
+    version: Literal[1, 2, 3] = Field(
+        default=1,
+        description="InfluxDB major version: 1 uses dbName (and auth), 2 uses org, bucket and"
+        " token, 3 uses database and token",
+    )
+    host_ip: str = Field(
+        default="127.0.0.1", alias="hostIP", min_length=1, description="InfluxDB host"
+    )
+    host_port: int = Field(
+        default=8086, alias="hostPort", ge=1, le=65535, description="InfluxDB port (8086)"
+    )
     #: Agent additions: HTTPS and a custom CA file for the InfluxDB server.
     use_https: bool = Field(default=False, alias="useHttps")
     ca_cert: Path | None = Field(default=None, alias="caCert")
     verify_tls: bool = Field(default=True, alias="verifyTls")
     timeout: float = Field(default=10.0, gt=0, le=600)
     auth: InfluxAuth = InfluxAuth()
-    db_name: str = Field(default="senseops", alias="dbName")
+    db_name: str = Field(
+        default="senseops", alias="dbName", description="Database (version 1), created if missing"
+    )
     retention_policy: RetentionPolicy = Field(default=RetentionPolicy(), alias="retentionPolicy")
     tag: TagBlock = TagBlock()
-    org: str = ""
-    bucket: str = ""
-    token: str = ""
-    database: str = ""
+    org: str = Field(default="", description="Organization (version 2)")
+    bucket: str = Field(default="", description="Bucket (version 2)")
+    token: str = Field(
+        default="",
+        description="API token with write access (versions 2 and 3); prefer ${env:INFLUX_TOKEN}",
+    )
+    database: str = Field(default="", description="Database (version 3)")
 
     @field_validator("ca_cert", mode="before")
     @classmethod
@@ -317,21 +477,88 @@ class InfluxDb(_Model):
 # --------------------------------------------------------------------------- agent additions
 
 
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+#: A file the loguru trial below never creates (``delay=True`` opens files on first write).
+_TRIAL_LOG = "license-agent-config-check.log"
+
+
+def _loguru_accepts(expected: str, **settings: Any) -> None:
+    """Let loguru itself judge a rotation or retention value, as ``logger.add`` will later."""
+    from loguru import logger
+
+    try:
+        handler = logger.add(_TRIAL_LOG, delay=True, filter=lambda _record: False, **settings)
+    except (ValueError, TypeError):
+        raise ValueError(expected) from None
+    logger.remove(handler)
+
+
 class LoggingSettings(_Strict):
-    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] | None = (
-        None
+    level: Annotated[
+        Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {
+                        "type": "string",
+                        "enum": [v for lv in (*LOG_LEVELS, "WARN") for v in (lv, lv.lower())],
+                    },
+                    {"type": "null"},
+                ],
+            }
+        ),
+    ] = Field(
+        default=None,
+        description="Log level (any case); default: Butler.logLevel, else INFO."
+        " --log-level overrides it",
     )
-    file: Path | None = None
-    rotation: str = "10 MB"
-    retention: str = "30 days"
-    json_lines: bool = Field(default=False, alias="json")
+    file: Path | None = Field(
+        default=None, description="Also log to this file (relative to the config file's folder)"
+    )
+    rotation: str | int = Field(
+        default="10 MB",
+        description="When to start a new log file: a size ('10 MB'), an age ('1 week') or a"
+        " time of day ('00:00')",
+    )
+    retention: str | int = Field(
+        default="30 days",
+        description="How long to keep rotated files ('30 days'), or how many (10)",
+    )
+    json_lines: bool = Field(
+        default=False,
+        alias="json",
+        description="Write JSON lines (one object per record) to the file, or to stderr when no"
+        " file is set",
+    )
+
+    @field_validator("rotation")
+    @classmethod
+    def _check_rotation(cls, value: str | int) -> str | int:
+        _loguru_accepts(
+            "expected a size such as '10 MB', an age such as '1 week', or a time of day such"
+            " as '00:00'",
+            rotation=value,
+        )
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _check_retention(cls, value: str | int) -> str | int:
+        _loguru_accepts(
+            "expected an age such as '30 days' or '2 weeks', or a number of files such as 10",
+            retention=value,
+        )
+        return value
 
     @field_validator("level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = value.strip().upper()
-            return "WARNING" if value == "WARN" else value
+            value = "WARNING" if value == "WARN" else value
+            if value not in LOG_LEVELS:
+                raise ValueError(f"expected one of {', '.join(LOG_LEVELS)} (any case)")
         return value
 
     @field_validator("file", mode="before")
@@ -391,9 +618,31 @@ class JsonlDestination(_Strict):
     )
 
 
+class PrometheusDestination(_Strict):
+    """``Butler.licenseAgent.destinations.prometheus``: serve ``/metrics`` for scraping."""
+
+    enable: bool = False
+    #: Address to listen on; loopback by default (set 0.0.0.0 to let a remote Prometheus in).
+    host: str = Field(default="127.0.0.1", min_length=1)
+    #: TCP port; 0 picks a free port (tests).
+    port: int = Field(default=9842, ge=0, le=65535)
+    features: list[Literal["license_monitor", "license_release", "server_license"]] = list(
+        AGENT_FEATURES
+    )
+
+
 class Destinations(_Model):
     sqlite: SqliteDestination = SqliteDestination()
     jsonl: JsonlDestination = JsonlDestination()
+    prometheus: PrometheusDestination = PrometheusDestination()
+
+
+class OutboxSettings(_Strict):
+    """``Butler.licenseAgent.outbox``: the local store of points not yet delivered."""
+
+    #: Rows kept at most (one per destination and point); the oldest monitor points are
+    #: dropped first when it is full, release events never.
+    max_rows: int = Field(default=100_000, alias="maxRows", ge=100)
 
 
 class LicenseAgent(_Model):
@@ -402,10 +651,20 @@ class LicenseAgent(_Model):
     logging: LoggingSettings = LoggingSettings()
     plugins: PluginSettings = PluginSettings()
     destinations: Destinations = Destinations()
+    outbox: OutboxSettings = OutboxSettings()
     #: Folder for the outbox, the release journal and the lock (default: next to the config).
-    state_dir: Path | None = Field(default=None, alias="stateDir")
+    state_dir: Path | None = Field(
+        default=None,
+        alias="stateDir",
+        description="Folder for the outbox, the release journal and the lock (default: the"
+        " config file's folder)",
+    )
     #: Run each enabled job once when ``license-agent run`` starts.
-    run_at_start: bool = Field(default=True, alias="runAtStart")
+    run_at_start: bool = Field(
+        default=True,
+        alias="runAtStart",
+        description="Run each enabled job once when `license-agent run` starts",
+    )
 
     @field_validator("state_dir", mode="before")
     @classmethod
@@ -427,29 +686,25 @@ class Butler(_Model):
     )
     license_agent: LicenseAgent = Field(default=LicenseAgent(), alias="licenseAgent")
     #: Butler's own log level, used when ``licenseAgent.logging.level`` is not set.
-    log_level: str | None = Field(default=None, alias="logLevel")
-
-    @model_validator(mode="after")
-    def _needs_qrs(self) -> Butler:
-        feature = self.qlik_sense_license
-        if feature.license_monitor.enable or feature.license_release.enable:
-            missing = [
-                key
-                for key, value in (("Butler.configQRS", self.config_qrs), ("Butler.cert", self.cert))
-                if value is None
-            ]
-            if missing:
-                raise ValueError(
-                    f"{' and '.join(missing)} must be set when licenseMonitor or licenseRelease"
-                    " is enabled: the agent needs the QRS host and the exported certificates"
-                )
-        return self
+    log_level: str | None = Field(
+        default=None,
+        alias="logLevel",
+        description="Butler's log level (error, warn, info, verbose, debug, silly); used when"
+        " licenseAgent.logging.level is not set",
+    )
+    # Cross-section rules (configQRS and cert needed when a QRS feature is on, the InfluxDB
+    # keys each version needs) are checked in parse_config, so they are reported together
+    # with every other problem instead of only once the rest is valid.
 
 
 class AgentConfig(_Model):
     butler: Butler = Field(alias="Butler")
     #: Where the config was read from (not part of the file).
-    source: Path | None = Field(default=None, exclude=True)
+    source: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)
+    #: Warnings found while loading (ignored keys that look like typos); see config_warnings.
+    _load_warnings: tuple[str, ...] = PrivateAttr(default=())
+    #: Path values as the user wrote them, by key path, for messages about files.
+    _written_paths: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -466,6 +721,10 @@ class AgentConfig(_Model):
     @property
     def license_release(self) -> LicenseRelease:
         return self.butler.qlik_sense_license.license_release
+
+    @property
+    def server_license_monitor(self) -> ServerLicenseMonitor:
+        return self.butler.qlik_sense_license.server_license_monitor
 
     @property
     def state_dir(self) -> Path:
@@ -553,15 +812,34 @@ def _interpolate(node: Any, path: str, problems: list[str], env: Mapping[str, st
     return node
 
 
+def _model_names() -> set[str]:
+    names: set[str] = set()
+    stack: list[type] = [_Model, _Strict]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            names.add(sub.__name__)
+            stack.append(sub)
+    return names
+
+
+#: Branch labels pydantic puts into the location of an error inside a union (``str | int``).
+_UNION_TAGS = {"str", "int", "float", "bool", "none", "list", "dict"}
+
+
 def _loc_to_path(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
-    for item in loc:
+    models = _model_names()
+    for index, item in enumerate(loc):
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif str(item).startswith(("function-", "literal[", "union[")) or "[" in str(item):
+            continue
+        text = str(item)
+        if text.startswith(("function-", "literal[", "union[")) or "[" in text:
             continue  # pydantic's internal union/validator branch names
-        else:
-            parts.append(("." if parts else "") + str(item))
+        if index > 0 and (text in _UNION_TAGS or text in models):
+            continue  # the branch of a union (``MaxReleases | None``), not a key of the file
+        parts.append(("." if parts else "") + text)
     return "".join(parts)
 
 
@@ -570,60 +848,157 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-_SECRET_KEYS = {"password", "token", "value"}
+_SECRET_WORDS = ("password", "token", "secret")
+
+
+def _shown(value: Any, loc: tuple[Any, ...]) -> str:
+    """The bad value as the message shows it: secrets hidden, sections summarised."""
+    last = str(loc[-1]).lower() if loc else ""
+    if any(word in last for word in _SECRET_WORDS):
+        return "(hidden)"
+    if value is None:
+        return "an empty value"
+    if isinstance(value, dict):
+        keys = ", ".join(map(str, list(value)[:5])) + (", ..." if len(value) > 5 else "")
+        return f"a section (keys: {keys})" if value else "an empty section"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
+    return _short(value)
+
+
+def _expected(err: Mapping[str, Any]) -> str:
+    """What the key expects, in the words of a config file rather than of Python types."""
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    simple = {
+        "int_parsing": "expected a whole number",
+        "int_type": "expected a whole number",
+        "int_from_float": "expected a whole number",
+        "float_parsing": "expected a number",
+        "float_type": "expected a number",
+        "bool_parsing": "expected true or false",
+        "bool_type": "expected true or false",
+        "string_type": "expected text",
+        "list_type": "expected a list (lines starting with '- ')",
+        "dict_type": "expected a section of 'key: value' lines",
+        "model_type": "expected a section of 'key: value' lines",
+        "model_attributes_type": "expected a section of 'key: value' lines",
+    }
+    if kind in simple:
+        return simple[kind]
+    bounds = {
+        "greater_than_equal": (">=", "ge"),
+        "greater_than": (">", "gt"),
+        "less_than_equal": ("<=", "le"),
+        "less_than": ("<", "lt"),
+    }
+    if kind in bounds:
+        sign, key = bounds[kind]
+        return f"expected a number {sign} {ctx.get(key)}"
+    if kind == "string_too_short":
+        return "expected a non-empty value"
+    if kind in ("literal_error", "enum"):
+        return f"expected {ctx.get('expected')}"
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    return msg[:1].lower() + msg[1:]
 
 
 def format_validation_error(exc: ValidationError, data: Any) -> list[str]:
-    """One line per problem: ``key.path: got VALUE; expected ...``. Secrets are not echoed."""
-    problems = []
+    """One line per problem: ``key.path: got VALUE; expected ...``. Secrets are not echoed.
+
+    Errors of the branches of one union (``rotation: str | int``) are merged into one line.
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    locs: dict[str, tuple[Any, ...]] = {}
     for err in exc.errors(include_url=False):
         loc = tuple(err.get("loc", ()))
         path = _loc_to_path(loc) or "Butler"
-        msg = err.get("msg", "invalid")
-        kind = err.get("type", "")
-        last = str(loc[-1]) if loc else ""
-        if kind == "extra_forbidden":
+        groups.setdefault(path, []).append(err)
+        locs.setdefault(path, tuple(x for x in loc if str(x) not in _UNION_TAGS))
+    problems = []
+    for path, errors in groups.items():
+        loc = locs[path]
+        kinds = {e.get("type") for e in errors}
+        if "extra_forbidden" in kinds:
             problems.append(f"{path}: unknown key; {_did_you_mean(loc, data)}")
             continue
-        if kind == "missing":
-            problems.append(f"{path}: required key is missing")
+        if "missing" in kinds:
+            info = _field_at(loc)
+            what = info.description if info is not None and info.description else ""
+            what = f"; {what[:1].lower()}{what[1:]}" if what else ""
+            problems.append(f"{path}: required key is missing{what}")
             continue
-        value = err.get("input")
-        shown = "(hidden)" if last in {"password", "token"} else _short(value)
-        msg = msg.removeprefix("Value error, ")
-        problems.append(f"{path}: got {shown}; {msg[0].lower() + msg[1:] if msg else msg}")
+        if kinds & {"model_type", "dict_type"}:
+            section = _section_model(loc)
+            if section is not None:
+                keys = ", ".join(info.alias or name for name, info in section.model_fields.items())
+                problems.append(
+                    f"{path}: got {_shown(errors[0].get('input'), loc)}; expected a section with"
+                    f" the keys {keys}"
+                )
+                continue
+        wanted = list(dict.fromkeys(_expected(e) for e in errors))
+        if len(wanted) > 1 and all(w.startswith("expected ") for w in wanted):
+            # One line for the branches of a union: "expected text or a whole number".
+            wanted = ["expected " + " or ".join(w.removeprefix("expected ") for w in wanted)]
+        expected = "; ".join(wanted)
+        problems.append(f"{path}: got {_shown(errors[0].get('input'), loc)}; {expected}")
     return problems
 
 
-def _did_you_mean(loc: tuple[Any, ...], data: Any) -> str:
-    import difflib
-
-    # Find the model that rejected the key to list the keys it accepts.
+def _model_at(loc: tuple[Any, ...]) -> Any:
+    """The model class that holds the last key of ``loc`` (``None`` if it cannot be told)."""
     model: Any = AgentConfig
     for item in loc[:-1]:
         if isinstance(item, int):
             continue
-        fields = getattr(model, "model_fields", None)
-        if not fields:
-            break
-        found = None
-        for name, info in fields.items():
-            if item in (name, info.alias):
-                found = info.annotation
-                break
-        if found is None:
-            break
-        model = _unwrap_model(found)
+        info = _field_in(model, item)
+        if info is None:
+            return None
+        model = _unwrap_model(info.annotation)
+        if model is None:
+            return None
+    return model
+
+
+def _field_in(model: Any, key: Any) -> Any:
+    for name, info in (getattr(model, "model_fields", None) or {}).items():
+        if key in (name, info.alias):
+            return info
+    return None
+
+
+def _section_model(loc: tuple[Any, ...]) -> Any:
+    """The model expected at ``loc`` (also for a list item such as ``user[1]``)."""
+    while loc and isinstance(loc[-1], int):
+        loc = loc[:-1]
+    info = _field_at(loc)
+    return _unwrap_model(info.annotation) if info is not None else None
+
+
+def _field_at(loc: tuple[Any, ...]) -> Any:
+    model = _model_at(loc)
+    return _field_in(model, loc[-1]) if model is not None and loc else None
+
+
+def _did_you_mean(loc: tuple[Any, ...], data: Any) -> str:
+    model = _model_at(loc)
     fields = getattr(model, "model_fields", {}) or {}
     allowed = sorted(info.alias or name for name, info in fields.items())
-    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    close = _close_key(str(loc[-1]), allowed)
+    hint = f"did you mean {close!r}? " if close else ""
     return f"{hint}allowed keys here: {', '.join(allowed)}"
 
 
-def _unwrap_model(annotation: Any) -> Any:
-    import typing
+def _close_key(key: str, allowed: list[str], cutoff: float = 0.6) -> str | None:
+    for candidate in allowed:
+        if candidate.lower() == key.lower():
+            return candidate  # only the case differs: configQrs for configQRS
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=cutoff)
+    return close[0] if close else None
 
+
+def _unwrap_model(annotation: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in typing.get_args(annotation):
@@ -633,30 +1008,154 @@ def _unwrap_model(annotation: Any) -> Any:
     return None
 
 
+def _ignored_key_warnings(data: Any) -> list[str]:
+    """Unknown keys in the Butler sections the agent shares (where they are ignored, since
+    Butler's other features use them) that look like a misspelt key the agent reads."""
+    warnings: list[str] = []
+
+    def walk(model: Any, node: Any, path: str) -> None:
+        if not isinstance(node, dict):
+            return
+        fields = {info.alias or name: info for name, info in model.model_fields.items()}
+        for key, value in node.items():
+            info = fields.get(key)
+            if info is None:
+                if model.model_config.get("extra") == "ignore":
+                    close = _close_key(str(key), sorted(fields), cutoff=0.8)
+                    if close:
+                        warnings.append(
+                            f"{path}.{key}: unknown key, ignored; did you mean {close!r}?"
+                        )
+                continue
+            sub = _unwrap_model(info.annotation)
+            if sub is not None:
+                walk(sub, value, f"{path}.{key}")
+
+    if isinstance(data, dict):
+        walk(Butler, data.get("Butler"), "Butler")
+    return warnings
+
+
+_BOOL = TypeAdapter(bool)
+
+
+def _is_true(value: Any) -> bool:
+    try:
+        return _BOOL.validate_python(value)
+    except ValidationError:
+        return False  # reported by the model validation
+
+
+def _get(node: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _cross_section_problems(data: Any) -> list[str]:
+    """Rules that span sections, checked on the raw document so they are reported together
+    with every other problem (a model validator would only run once the rest is valid)."""
+    butler = _get(data, "Butler")
+    if not isinstance(butler, dict):
+        return []
+    problems = []
+    enabled = [
+        f"qlikSenseLicense.{name}"
+        for name in ("licenseMonitor", "licenseRelease")
+        if _is_true(_get(butler, "qlikSenseLicense", name, "enable"))
+    ]
+    if enabled:
+        why = " and ".join(enabled) + (" are" if len(enabled) > 1 else " is") + " enabled"
+        if butler.get("configQRS") is None:
+            problems.append(
+                f"Butler.configQRS: required key is missing; needed because {why}: add host"
+                " (the Sense central node), port (4242) and headers.static with X-Qlik-User"
+            )
+        if butler.get("cert") is None:
+            problems.append(
+                f"Butler.cert: required key is missing; needed because {why}: add clientCert,"
+                " clientCertKey and clientCertCA, the paths of client.pem, client_key.pem and"
+                f" root.pem {_CERT_HINT}"
+            )
+    influx = butler.get("influxDb")
+    if isinstance(influx, dict) and _is_true(influx.get("enable")):
+        version = influx.get("version", 1)
+        needed = {2: ("org", "bucket", "token"), 3: ("database", "token")}.get(version, ())
+        what = {
+            "org": "the organization that owns the bucket",
+            "bucket": "the bucket to write to",
+            "database": "the database to write to",
+            "token": "an API token with write access; ${env:INFLUX_TOKEN} keeps it out of the file",
+        }
+        for key in needed:
+            value = influx.get(key)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                problems.append(
+                    f"Butler.influxDb.{key}: required key is missing for InfluxDB version"
+                    f" {version}; {what[key]}"
+                )
+    return problems
+
+
+#: Keys whose values are paths, for messages that show the path as the user wrote it.
+_PATH_KEYS = (
+    ("cert", "clientCert"),
+    ("cert", "clientCertKey"),
+    ("cert", "clientCertCA"),
+    ("influxDb", "caCert"),
+    ("licenseAgent", "logging", "file"),
+    ("licenseAgent", "stateDir"),
+    ("licenseAgent", "destinations", "sqlite", "path"),
+)
+
+
+def _written_paths(data: Any) -> dict[str, str]:
+    written = {}
+    for keys in _PATH_KEYS:
+        value = _get(data, "Butler", *keys)
+        if isinstance(value, str) and value.strip():
+            written["Butler." + ".".join(keys)] = value.strip()
+    return written
+
+
 def parse_config(
     data: Any,
     *,
     source: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> AgentConfig:
-    """Validate an already-parsed YAML document. Raises :class:`ConfigError` with all problems."""
+    """Validate an already-parsed YAML document. Raises :class:`ConfigError` with all problems.
+
+    Pure: no file is opened (see :func:`check_files` for the certificate files).
+    """
     label = str(source) if source else None
     if not isinstance(data, dict) or "Butler" not in data:
-        found = f"top-level keys {sorted(map(str, data))}" if isinstance(data, dict) else _short(data)
+        if data is None:
+            found = "an empty document"
+        elif isinstance(data, dict):
+            found = f"top-level keys {sorted(map(str, data))}"
+        else:
+            found = _short(data)
         raise ConfigError(
             [f"the root key must be 'Butler' (as in a Butler config file); found {found}"], label
         )
     problems: list[str] = []
     data = _interpolate(data, "", problems, os.environ if env is None else env)
     base_dir = source.parent if source else Path.cwd()
+    config: AgentConfig | None = None
     try:
         config = AgentConfig.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         problems.extend(format_validation_error(exc, data))
-        raise ConfigError(problems, label) from None
-    if problems:
+    problems.extend(_cross_section_problems(data))
+    if problems or config is None:
         raise ConfigError(problems, label)
-    return config.model_copy(update={"source": source})
+    config = config.model_copy(update={"source": source})
+    config._load_warnings = tuple(_ignored_key_warnings(data))
+    config._written_paths = _written_paths(data)
+    return config
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> AgentConfig:
@@ -686,11 +1185,243 @@ def load_config(path: str | os.PathLike[str] | None = None) -> AgentConfig:
     return parse_config(data, source=chosen.resolve())
 
 
+# --------------------------------------------------------------------------- after loading
+
+
+def written_path(config: AgentConfig, key: str, resolved: Path | None) -> str:
+    """A path for a message: as the user wrote it, plus the resolved path when they differ."""
+    written = config._written_paths.get(key)
+    if resolved is None:
+        return written or "(not set)"
+    if written is None or written == str(resolved):
+        return str(resolved)
+    return f"{written} (resolved to {resolved})"
+
+
+def _needs_qrs(config: AgentConfig) -> bool:
+    return config.license_monitor.enable or config.license_release.enable
+
+
+def config_warnings(config: AgentConfig) -> list[str]:
+    """Settings that are valid but probably not what the user wants, one sentence each.
+
+    ``config check`` prints them and ``license-agent run`` logs them at start.
+    """
+    warnings = list(config._load_warnings)
+    base = "Butler.qlikSenseLicense"
+    release = config.license_release
+    if release.enable:
+        for name, license_type in release.license_type.enabled().items():
+            days = license_type.release_threshold_days
+            if days < 7:
+                warnings.append(
+                    f"{base}.licenseRelease.licenseType.{name}.releaseThresholdDays is {days}:"
+                    " under 7 days QRS does not free a removed allocation but quarantines it"
+                    " for 7 days after its last use (the user can get it back); use 7 or more"
+                    " to free licenses at once"
+                )
+        if not release.license_type.enabled():
+            warnings.append(
+                f"{base}.licenseRelease is enabled but no licenseType (professional, analyzer)"
+                " has enable: true, so nothing is released"
+            )
+        if not release.dry_run and release.max_releases_per_run is None:
+            warnings.append(
+                f"{base}.licenseRelease.maxReleasesPerRun is not set while dryRun is false: no"
+                " limit on how many licenses one run may release (e.g. maxReleasesPerRun: 50,"
+                " or '10%')"
+            )
+    for key, feature in (("licenseMonitor", config.license_monitor), ("licenseRelease", release)):
+        if not feature.enable:
+            continue
+        note = parse_frequency(feature.frequency).note
+        if note:
+            warnings.append(f"{base}.{key}.frequency: {note}")
+        if feature.destination.influx_db.enable and not config.butler.influx_db.enable:
+            warnings.append(
+                f"{base}.{key}.destination.influxDb.enable is true but Butler.influxDb.enable is"
+                " false, so nothing is written to InfluxDB"
+            )
+    if config.license_monitor.enable and not any(
+        "license_monitor" in d.features for d in enabled_destinations(config)
+    ):
+        warnings.append(
+            f"{base}.licenseMonitor is enabled but no destination receives its data: enable"
+            " licenseMonitor.destination.influxDb (with Butler.influxDb) or a destination under"
+            " Butler.licenseAgent.destinations"
+        )
+    qrs = config.butler.config_qrs
+    if qrs is not None and _needs_qrs(config) and not qrs.reject_unauthorized:
+        warnings.append(
+            "Butler.configQRS.rejectUnauthorized is false: the Sense server's certificate is not"
+            " verified, so anyone on the network path could pose as it; set it to true"
+            " (Butler.cert.clientCertCA, root.pem, is the CA that signed it)"
+        )
+    influx = config.butler.influx_db
+    if influx.enable and influx.use_https and not influx.verify_tls:
+        warnings.append(
+            "Butler.influxDb.verifyTls is false: the InfluxDB server's certificate is not"
+            " verified; set caCert to the CA file that signed it instead"
+        )
+    return warnings
+
+
+@dataclass(frozen=True)
+class DestinationSummary:
+    """An enabled destination as ``config check`` shows it; no secrets in ``where``."""
+
+    name: str
+    where: str
+    features: tuple[str, ...]
+
+
+def enabled_destinations(config: AgentConfig) -> list[DestinationSummary]:
+    """The destinations the config enables and which features' data each receives."""
+    found = []
+    influx = config.butler.influx_db
+    if influx.enable:
+        features = []
+        if config.license_monitor.destination.influx_db.enable:
+            features.append("license_monitor")
+        if config.license_release.destination.influx_db.enable:
+            features.append("license_release")
+        server = getattr(config, "server_license_monitor", None)
+        if server is not None and server.destination.influx_db.enable:
+            features.append("server_license")
+        if influx.version == 1:
+            detail = f"database {influx.db_name}"
+            if influx.auth.enable:
+                detail += f", user {influx.auth.username!r}"
+        elif influx.version == 2:
+            detail = f"org {influx.org}, bucket {influx.bucket}, token set"
+        else:
+            detail = f"database {influx.database}, token set"
+        found.append(
+            DestinationSummary(
+                "influxDb", f"InfluxDB {influx.version}.x {influx.url}, {detail}", tuple(features)
+            )
+        )
+    destinations = config.agent.destinations
+    sqlite = destinations.sqlite
+    if sqlite.enable:
+        path = sqlite.path or config.base_dir / "license-agent.sqlite"
+        where = written_path(config, "Butler.licenseAgent.destinations.sqlite.path", path)
+        found.append(DestinationSummary("sqlite", where, tuple(sqlite.features)))
+    jsonl = destinations.jsonl
+    if jsonl.enable:
+        where = "standard output" if jsonl.path == "-" else jsonl.path
+        found.append(DestinationSummary("jsonl", where, tuple(jsonl.features)))
+    prometheus = getattr(destinations, "prometheus", None)
+    if prometheus is not None and prometheus.enable:
+        found.append(
+            DestinationSummary(
+                "prometheus",
+                f"http://{prometheus.host}:{prometheus.port}/metrics",
+                tuple(prometheus.features),
+            )
+        )
+    return found
+
+
+_EXPORT_FOLDER = r"C:\ProgramData\Qlik\Sense\Repository\Exported Certificates\.Local Certificates"
+
+
+def _pem_problem(path: Path, kind: str) -> str | None:
+    """Why ``path`` is not a usable PEM file of ``kind`` ("certificate" or "key"), or None."""
+    try:
+        if path.is_dir():
+            return "is a folder, not a file"
+        text = path.read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return "not found"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if "-----BEGIN" not in text:
+        return (
+            "is not a PEM file; export the certificates in the QMC again and choose the"
+            " PEM format (not the Windows format)"
+        )
+    if kind == "key":
+        if "ENCRYPTED" in text:
+            return (
+                "is protected by a password, which the agent cannot use; export the"
+                " certificates again without a password"
+            )
+        if "PRIVATE KEY" not in text:
+            return "holds no private key (are clientCert and clientCertKey swapped?)"
+    elif "BEGIN CERTIFICATE" not in text:
+        return "holds no certificate (are clientCert and clientCertKey swapped?)"
+    return None
+
+
+def check_files(config: AgentConfig) -> list[str]:
+    """Problems with the files the enabled features need (the QRS certificates, InfluxDB's CA).
+
+    Separate from :func:`parse_config` so configs can be parsed where the files are absent;
+    ``config check`` reports these and ``license-agent run`` refuses to start with any.
+    """
+    problems = []
+    cert = config.butler.cert
+    if cert is not None and _needs_qrs(config):
+        for key, attr, name, kind in (
+            ("clientCert", "client_cert", "client.pem", "certificate"),
+            ("clientCertKey", "client_cert_key", "client_key.pem", "key"),
+            ("clientCertCA", "client_cert_ca", "root.pem", "certificate"),
+        ):
+            path: Path = getattr(cert, attr)
+            problem = _pem_problem(path, kind)
+            if problem is None:
+                continue
+            shown = written_path(config, f"Butler.cert.{key}", path)
+            line = f"Butler.cert.{key}: {shown} {problem}"
+            if problem == "not found":
+                line += (
+                    f"; copy {name} from {_EXPORT_FOLDER} on the Sense server (export it in the"
+                    " QMC first: Certificates > Export, PEM format) and point"
+                    f" Butler.cert.{key} at it"
+                )
+                if PureWindowsPath(str(path)).drive and os.name != "nt":
+                    line += "; this is a Windows path but this machine is not Windows"
+            problems.append(line)
+    influx = config.butler.influx_db
+    if influx.enable and influx.ca_cert is not None:
+        problem = _pem_problem(influx.ca_cert, "certificate")
+        if problem is not None:
+            shown = written_path(config, "Butler.influxDb.caCert", influx.ca_cert)
+            problems.append(
+                f"Butler.influxDb.caCert: {shown} {problem}; point it at the PEM file of the CA"
+                " that signed the InfluxDB server's certificate"
+            )
+    return problems
+
+
+#: The JSON Schema shipped for editors; regenerate with ``python -m agent.config_schema``.
+SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.json"
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file, generated from the models (aliases as keys)."""
+    schema = AgentConfig.model_json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://example.invalid/sense-license-agent/config.schema.json",
+        "title": "sense-license-agent configuration (a Butler config file)",
+        "description": "Keys the agent reads from a Butler config. Other Butler sections are"
+        " allowed and ignored. Generated from agent/config.py; do not edit by hand.",
+        **{k: v for k, v in schema.items() if k not in ("title", "description")},
+    }
+
+
 __all__ = [
     "AgentConfig",
     "ConfigError",
+    "DestinationSummary",
     "ScheduleError",
     "SiteConfig",
+    "check_files",
+    "config_warnings",
+    "enabled_destinations",
+    "json_schema",
     "load_config",
     "parse_config",
 ]

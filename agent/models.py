@@ -180,6 +180,8 @@ class Decision(str, enum.Enum):
     SKIPPED_QUARANTINED = "skipped_quarantined"
     FAILED = "failed"
     NOT_ELIGIBLE = "not_eligible"
+    #: The DELETE answered 404: someone else removed it first. Not an error, no event.
+    ALREADY_GONE = "already_gone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,11 +262,20 @@ class MetricCollector:
 
 
 class DestinationError(RuntimeError):
-    """A destination could not write. ``failed`` holds the points it did not write."""
+    """A destination could not write. ``failed`` holds the points it did not write.
 
-    def __init__(self, message: str, failed: Sequence[Point] = ()) -> None:
+    ``rejected`` holds points the destination refused for good (bad data, a field type
+    conflict, beyond the retention period): re-sending cannot help, so the outbox drops them
+    with an error instead of letting them block every later point. With neither given, no
+    point of the call is assumed written.
+    """
+
+    def __init__(
+        self, message: str, failed: Sequence[Point] = (), rejected: Sequence[Point] = ()
+    ) -> None:
         super().__init__(message)
         self.failed = tuple(failed)
+        self.rejected = tuple(rejected)
 
 
 @runtime_checkable

@@ -51,6 +51,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.destinations.influxdb",
     "plugins.destinations.sqlite",
     "plugins.destinations.jsonl",
+    "plugins.destinations.prometheus",
+    "plugins.monitors.server_license",
 )
 
 
@@ -165,7 +167,8 @@ class PluginHost:
         if strict:
             raise PluginLoadError(f"plugin {name} ({source}) failed to load: {message}")
         logger.error("plugin {} ({}) failed to load and is skipped: {}", name, source, message)
-        self.infos[name] = PluginInfo(name=name, source=source, enabled=False, error=message)
+        key = name if name not in self.infos else f"{name} ({source})"
+        self.infos[key] = PluginInfo(name=name, source=source, enabled=False, error=message)
 
     # ----------------------------------------------------------------- calling
 

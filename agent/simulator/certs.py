@@ -10,6 +10,7 @@ simulators and by the agent's config. Keys are EC P-256: generation takes millis
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
@@ -194,9 +195,7 @@ def _make_leaf(
         )
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
         )
@@ -221,8 +220,6 @@ def _write(path: Path, data: bytes, *, private: bool = False) -> None:
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     if private:
-        try:
+        with contextlib.suppress(OSError):  # pragma: no cover - filesystems without modes
             os.chmod(tmp, 0o600)
-        except OSError:  # pragma: no cover - filesystems without modes
-            pass
     os.replace(tmp, path)

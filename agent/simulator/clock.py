@@ -20,11 +20,8 @@ UTC = dt.timezone.utc
 def format_date(moment: dt.datetime) -> str:
     """Format an aware or naive (taken as UTC) datetime as ``YYYY-MM-DDTHH:MM:SS.fffZ``."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
-        f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
-    )
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_date(text: str) -> dt.datetime:

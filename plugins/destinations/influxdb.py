@@ -1,1 +1,379 @@
-"""(being written)"""
+"""The ``influxdb`` destination: InfluxDB 1.x, 2.x (and Cloud) and 3.x.
+
+Enabled by ``Butler.influxDb.enable`` together with each feature's
+``destination.influxDb.enable``: ``licenseMonitor`` for the license points, ``licenseRelease`` for
+release events (the existing tool ignores that switch; the agent honours it) and
+``serverLicenseMonitor`` for the site license. ``Butler.influxDb.version`` picks the protocol:
+
+* **1**: HTTP ``POST /write`` with line protocol, optional user name and password (basic
+  auth, never in the URL). Before the first write, the database and the retention policy are
+  created when missing (``CREATE RETENTION POLICY ... DEFAULT``, as the existing tool does).
+* **2**: the influxdb-client write API with ``org``, ``bucket`` and ``token`` (InfluxDB 2.x,
+  Cloud, the v2-compatible endpoint of 1.8+, VictoriaMetrics).
+* **3**: the same v2-compatible write endpoint of InfluxDB 3, with ``database`` as the bucket.
+
+Lines are built with influxdb-client's ``Point`` and carry explicit nanosecond timestamps, so
+a re-sent point overwrites itself. ``useHttps``, ``caCert`` and ``verifyTls`` apply to every
+version. A failure raises :class:`DestinationError` naming ``host:port`` and the HTTP status
+with a short body; tokens and passwords never appear in it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import requests
+from influxdb_client import Point as InfluxPoint
+from influxdb_client import WritePrecision
+
+from agent.config import ConfigError
+from agent.hookspecs import hookimpl
+from agent.models import (
+    FEATURE_LICENSE_MONITOR,
+    FEATURE_LICENSE_RELEASE,
+    FEATURE_SERVER_LICENSE,
+    Destination,
+    DestinationError,
+    Point,
+)
+from agent.outbox import time_to_ns
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig, InfluxDb
+
+NAME = "influxdb"
+#: Lines per HTTP request; a 413 (body too large) halves it for that write.
+BATCH_LINES = 5000
+
+
+def line_protocol(point: Point) -> str:
+    """One point as a line of InfluxDB line protocol with a nanosecond timestamp.
+
+    Integers become floats (the users' series hold floats; InfluxDB rejects a type change);
+    booleans and strings are kept. Returns ``""`` for a point with no writable field.
+    """
+    line = InfluxPoint(point.measurement)
+    for key, value in sorted(point.tags.items()):
+        line.tag(key, value)
+    writable = 0
+    for key, value in point.fields.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            continue  # line protocol has no null, NaN or infinity
+        line.field(key, value)
+        writable += 1
+    if not writable:
+        return ""
+    line.time(time_to_ns(point.time), WritePrecision.NS)
+    return line.to_line_protocol()
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _features(config: AgentConfig) -> frozenset[str]:
+    if not config.butler.influx_db.enable:
+        return frozenset()
+    enabled = {
+        FEATURE_LICENSE_MONITOR: config.license_monitor.destination.influx_db.enable,
+        FEATURE_LICENSE_RELEASE: config.license_release.destination.influx_db.enable,
+    }
+    server = getattr(config, "server_license_monitor", None)
+    if server is not None:
+        enabled[FEATURE_SERVER_LICENSE] = server.destination.influx_db.enable
+    return frozenset(name for name, on in enabled.items() if on)
+
+
+def _check(settings: InfluxDb) -> None:
+    problems = []
+    if settings.version == 2 and not settings.bucket:
+        problems.append(
+            "Butler.influxDb.bucket: must be set for version 2 (the bucket to write to)"
+        )
+    if settings.version == 3 and not settings.database:
+        problems.append(
+            "Butler.influxDb.database: must be set for version 3 (the database to write to)"
+        )
+    if settings.ca_cert is not None and not settings.ca_cert.is_file():
+        problems.append(f"Butler.influxDb.caCert: file {settings.ca_cert} does not exist")
+    if problems:
+        raise ConfigError(problems)
+
+
+class _InfluxBase:
+    name = NAME
+
+    def __init__(self, settings: InfluxDb, features: frozenset[str]) -> None:
+        self.settings = settings
+        self.features = features
+        self.where = f"{settings.host_ip}:{settings.host_port}"
+
+    def _verify(self) -> bool | str:
+        if not self.settings.verify_tls:
+            return False
+        return str(self.settings.ca_cert) if self.settings.ca_cert else True
+
+    def write(self, points: Sequence[Point]) -> None:
+        pairs = [(p, line_protocol(p)) for p in points]
+        pairs = [(p, line) for p, line in pairs if line]
+        rejected: list[Point] = []
+        reasons: list[str] = []
+        for start in range(0, len(pairs), BATCH_LINES):
+            try:
+                self._write_split(pairs[start : start + BATCH_LINES], rejected, reasons)
+            except DestinationError as exc:
+                # Earlier batches are written; this one and the rest are not.
+                failed = [p for p, _ in pairs[start:]]
+                raise DestinationError(str(exc), failed=failed, rejected=rejected) from None
+        if rejected:
+            raise DestinationError(
+                f"{len(rejected)} points rejected for good: {reasons[0]}", rejected=rejected
+            )
+
+    def _write_split(
+        self, batch: list[tuple[Point, str]], rejected: list[Point], reasons: list[str]
+    ) -> None:
+        status, body = self._post([line for _, line in batch])
+        if status == 413 and len(batch) > 1:
+            half = len(batch) // 2
+            self._write_split(batch[:half], rejected, reasons)
+            self._write_split(batch[half:], rejected, reasons)
+            return
+        if _permanent(status, body):
+            rejected.extend(p for p, _ in batch)
+            reasons.append(self._http_error(status, body))
+            return
+        if status >= 300:
+            raise DestinationError(self._http_error(status, body))
+
+    def _http_error(self, status: int, body: str) -> str:
+        hint = {
+            401: " (check the token / Butler.influxDb.auth)",
+            403: " (the token or user may not write here)",
+            404: " (check the database / bucket / org)",
+            413: " (request too large)",
+        }.get(status, "")
+        return f"InfluxDB at {self.where} answered HTTP {status}{hint}: {_short(body)}"
+
+    def _post(self, lines: list[str]) -> tuple[int, str]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class InfluxV1(_InfluxBase):
+    """InfluxDB 1.x over its HTTP API (``/query``, ``/write``)."""
+
+    def __init__(self, settings: InfluxDb, features: frozenset[str]) -> None:
+        super().__init__(settings, features)
+        self.session = requests.Session()
+        self.session.verify = self._verify()
+        if settings.auth.enable:
+            self.session.auth = (settings.auth.username, settings.auth.password)
+        self._database_ready = False
+
+    def describe(self) -> str:
+        rp = self.settings.retention_policy.name
+        return f"InfluxDB 1.x {self.settings.url} database {self.settings.db_name} (retention policy {rp})"
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = f"{self.settings.url}{path}"
+        try:
+            return self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
+        except requests.exceptions.SSLError:
+            raise DestinationError(
+                f"TLS error talking to InfluxDB at {self.where}"
+                " (check Butler.influxDb.caCert / verifyTls / useHttps)"
+            ) from None
+        except requests.exceptions.Timeout:
+            raise DestinationError(
+                f"InfluxDB at {self.where} did not answer within {self.settings.timeout:g} s"
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            reason = "connection refused" if "refused" in str(exc).lower() else type(exc).__name__
+            raise DestinationError(
+                f"cannot connect to InfluxDB at {self.where}: {reason}"
+            ) from None
+
+    def _query(self, q: str, method: str = "GET") -> dict[str, Any]:
+        if method == "GET":
+            response = self._request("GET", "/query", params={"q": q})
+        else:
+            response = self._request("POST", "/query", data={"q": q})
+        if response.status_code >= 300:
+            raise DestinationError(self._http_error(response.status_code, response.text))
+        try:
+            data = response.json()
+            result = data["results"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise DestinationError(
+                f"InfluxDB at {self.where} answered {q.split(' ')[0]} with unexpected data"
+            ) from None
+        if "error" in result:
+            raise DestinationError(f"InfluxDB at {self.where}: {_short(str(result['error']))}")
+        return result
+
+    @staticmethod
+    def _names(result: dict[str, Any]) -> set[str]:
+        return {row[0] for series in result.get("series", []) for row in series.get("values", [])}
+
+    def ensure_database(self) -> None:
+        """Create the database and the retention policy when missing (once per process)."""
+        if self._database_ready:
+            return
+        db = self.settings.db_name
+        rp = self.settings.retention_policy
+        if db not in self._names(self._query("SHOW DATABASES")):
+            self._query(f"CREATE DATABASE {_quote_ident(db)}", "POST")
+        if rp.name not in self._names(
+            self._query(f"SHOW RETENTION POLICIES ON {_quote_ident(db)}")
+        ):
+            self._query(
+                f"CREATE RETENTION POLICY {_quote_ident(rp.name)} ON {_quote_ident(db)}"
+                f" DURATION {rp.duration} REPLICATION 1 DEFAULT",
+                "POST",
+            )
+        self._database_ready = True
+
+    def write(self, points: Sequence[Point]) -> None:
+        try:
+            self.ensure_database()
+        except DestinationError as exc:
+            raise DestinationError(str(exc), failed=points) from None
+        super().write(points)
+
+    def _post(self, lines: list[str]) -> tuple[int, str]:
+        # No `rp` parameter: points go to the database's default policy, as the existing
+        # tool's do (ensure_database made the configured policy the default when it created it).
+        response = self._request(
+            "POST",
+            "/write",
+            params={"db": self.settings.db_name, "precision": "ns"},
+            data="\n".join(lines).encode("utf-8"),
+        )
+        if response.status_code == 404 and "database not found" in response.text:
+            self._database_ready = False  # dropped behind our back: create it on the next try
+        return response.status_code, response.text
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class InfluxV2(_InfluxBase):
+    """InfluxDB 2.x / Cloud / 3.x through influxdb-client's synchronous write API."""
+
+    def __init__(self, settings: InfluxDb, features: frozenset[str]) -> None:
+        super().__init__(settings, features)
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        v3 = settings.version == 3
+        self.bucket = settings.database if v3 else settings.bucket
+        # InfluxDB 3 ignores org; influxdb-client still wants one for the query string.
+        self.org = settings.org or ("-" if v3 else "")
+        verify = self._verify()
+        self.client = InfluxDBClient(
+            url=settings.url,
+            token=settings.token or None,
+            org=self.org,
+            timeout=int(settings.timeout * 1000),
+            verify_ssl=verify is not False,
+            ssl_ca_cert=verify if isinstance(verify, str) else None,
+        )
+        self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
+
+    def describe(self) -> str:
+        if self.settings.version == 3:
+            return f"InfluxDB 3 {self.settings.url} database {self.bucket}"
+        return f"InfluxDB 2 API {self.settings.url} org {self.org or '-'} bucket {self.bucket}"
+
+    def _post(self, lines: list[str]) -> tuple[int, str]:
+        from influxdb_client.rest import ApiException
+        from urllib3.exceptions import HTTPError, NewConnectionError, SSLError, TimeoutError
+
+        try:
+            self.write_api.write(
+                bucket=self.bucket, org=self.org, record=lines, write_precision=WritePrecision.NS
+            )
+        except ApiException as exc:
+            body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
+            return int(exc.status or 0), _message(body or exc.reason or "")
+        except SSLError:
+            raise DestinationError(
+                f"TLS error talking to InfluxDB at {self.where}"
+                " (check Butler.influxDb.caCert / verifyTls / useHttps)"
+            ) from None
+        except NewConnectionError as exc:  # before TimeoutError: urllib3 derives it from that
+            reason = "connection refused" if "refused" in str(exc).lower() else "no connection"
+            raise DestinationError(f"cannot connect to InfluxDB at {self.where}: {reason}") from None
+        except TimeoutError:
+            raise DestinationError(
+                f"InfluxDB at {self.where} did not answer within {self.settings.timeout:g} s"
+            ) from None
+        except (HTTPError, OSError) as exc:
+            reason = "connection refused" if "refused" in str(exc).lower() else type(exc).__name__
+            raise DestinationError(
+                f"cannot connect to InfluxDB at {self.where}: {reason}"
+            ) from None
+        return 204, ""
+
+    def close(self) -> None:
+        self.client.close()
+
+
+_DATA_PROBLEM = re.compile(r"partial write|parse|conflict|retention|invalid field|schema", re.I)
+
+
+def _permanent(status: int, body: str) -> bool:
+    """Whether the server refused the points themselves, so that re-sending cannot help.
+
+    413 (a single point too large), 422 (InfluxDB 2: beyond retention) and a 400 whose body
+    names a data problem (unparsable line, field type conflict, partial write). Any other 400
+    is taken as a setting to fix (org, bucket) and the points are kept for a later retry.
+    """
+    if status in (413, 422):
+        return True
+    return status == 400 and bool(_DATA_PROBLEM.search(body or ""))
+
+
+def _message(body: str) -> str:
+    """The ``message`` of an InfluxDB JSON error body, else the body itself."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return data["message"]
+    return body
+
+
+def make_destination(settings: InfluxDb, features: frozenset[str]) -> Destination:
+    if settings.version == 1:
+        return InfluxV1(settings, features)
+    return InfluxV2(settings, features)
+
+
+@hookimpl
+def sla_configure(config: AgentConfig) -> None:
+    if _features(config):
+        _check(config.butler.influx_db)
+
+
+@hookimpl
+def sla_destinations(config: AgentConfig) -> list[Destination] | None:
+    features = _features(config)
+    if not features:
+        return None
+    return [make_destination(config.butler.influx_db, features)]

@@ -1,1 +1,79 @@
-"""(being written)"""
+"""The ``jsonl`` destination: one JSON object per point, for log shippers.
+
+Enabled by ``Butler.licenseAgent.destinations.jsonl.enable``. ``path`` is a file (appended to,
+created if missing, relative to the config's folder) or ``-`` for standard output. Each line is
+:meth:`agent.models.Point.to_dict`::
+
+    {"measurement": "qlik_sense_license", "tags": {"license_type": "professional"},
+     "fields": {"allocated": 5.0, ...}, "time": "2026-01-23T04:56:07.000Z",
+     "feature": "license_monitor"}
+
+The file is opened for each write and flushed before the write returns, so log rotation by
+another tool is safe. A line cannot be taken back: a point re-sent after a failure may appear
+twice, and a consumer that needs exactly-once counts should de-duplicate on (measurement, tags,
+time).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent.hookspecs import hookimpl
+from agent.models import Destination, DestinationError, Point
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+
+NAME = "jsonl"
+STDOUT = "-"
+
+
+class JsonlDestination:
+    """Appends points as JSON lines to a file or standard output."""
+
+    name = NAME
+
+    def __init__(self, path: Path | None, features: frozenset[str]) -> None:
+        #: ``None`` means standard output.
+        self.path = path
+        self.features = features
+
+    def describe(self) -> str:
+        return (
+            "JSON lines on standard output" if self.path is None else f"JSON lines file {self.path}"
+        )
+
+    def write(self, points: Sequence[Point]) -> None:
+        text = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in points)
+        if self.path is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # One write call for the batch: a reader never sees half of a line from us.
+            with self.path.open("a", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+                handle.flush()
+        except OSError as exc:
+            raise DestinationError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        pass
+
+
+@hookimpl
+def sla_destinations(config: AgentConfig) -> list[Destination] | None:
+    settings = config.agent.destinations.jsonl
+    if not settings.enable:
+        return None
+    path = None
+    if settings.path.strip() != STDOUT:
+        path = Path(settings.path.strip()).expanduser()
+        if not path.is_absolute():
+            path = config.base_dir / path
+    return [JsonlDestination(path, frozenset(settings.features))]

@@ -1,1 +1,42 @@
-"""(being written)"""
+"""The ``neverRelease.tag`` rule: never release the licenses of users who carry one of these tags.
+
+Tag names are matched ignoring case. A user deleted from QRS has no tags any more, so this
+rule cannot protect the allocation such a user left behind (the ``user`` and
+``userDirectory`` rules can).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agent.hookspecs import hookimpl
+from agent.models import Candidate, ReleaseRule, Vetoes
+from agent.release import fold
+
+
+@hookimpl
+def sla_release_rules(site) -> list[ReleaseRule] | None:
+    tags = site.license_release.never_release.tag
+    if not tags:
+        return None  # an empty or null list means "no rule"
+    protected = frozenset(fold(t) for t in tags)
+
+    def judge(candidates: Sequence[Candidate]) -> Vetoes:
+        vetoes: dict[str, str] = {}
+        for candidate in candidates:
+            user = candidate.user
+            if user is None or not user.tags:
+                continue
+            matched = [t for t in user.tags if t in protected]
+            if matched:
+                names = ", ".join(repr(t) for t in sorted(set(matched)))
+                vetoes[candidate.allocation.id] = f"user has tag {names} (neverRelease.tag)"
+        return vetoes
+
+    return [
+        ReleaseRule(
+            name="tag",
+            judge=judge,
+            description=f"never release users tagged with one of {len(protected)} tag(s)",
+        )
+    ]

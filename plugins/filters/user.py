@@ -1,1 +1,43 @@
-"""(being written)"""
+"""The ``neverRelease.user`` rule: never release the licenses of the listed users.
+
+Each entry names a user by ``userDir`` and ``userId``. Matching ignores case (Sense treats
+both case-insensitively). A user who was deleted from QRS is still matched, through the
+``deletedUserDirectory`` / ``deletedUserId`` the allocation keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agent.hookspecs import hookimpl
+from agent.models import Candidate, ReleaseRule, Vetoes
+from agent.release import fold
+
+
+@hookimpl
+def sla_release_rules(site) -> list[ReleaseRule] | None:
+    entries = site.license_release.never_release.user
+    if not entries:
+        return None  # an empty or null list means "no rule"
+    protected = frozenset((fold(e.user_dir), fold(e.user_id)) for e in entries)
+
+    def judge(candidates: Sequence[Candidate]) -> Vetoes:
+        vetoes: dict[str, str] = {}
+        for candidate in candidates:
+            allocation = candidate.allocation
+            keys = {(fold(allocation.owner_directory), fold(allocation.owner_id))}
+            if candidate.user is not None:
+                # The full user record is authoritative; matching either is the safe side.
+                keys.add((fold(candidate.user.user_directory), fold(candidate.user.user_id)))
+            if not keys.isdisjoint(protected):
+                who = "deleted user" if allocation.user is None else "user"
+                vetoes[allocation.id] = f"{who} {allocation.owner} is listed in neverRelease.user"
+        return vetoes
+
+    return [
+        ReleaseRule(
+            name="user",
+            judge=judge,
+            description=f"never release {len(protected)} listed user(s) (neverRelease.user)",
+        )
+    ]

@@ -1,0 +1,166 @@
+"""``license-agent monitor --once``: one license monitor run, shown as a table.
+
+It reads the access type overview once, writes the points to every enabled destination
+(through the outbox, so a destination that is down gets them later), prints the overview
+(type, total, allocated, used, quarantined, available) and where the points went. The scheduled
+monitor runs inside ``license-agent run``; this command is for a first try, a cron job or a
+check. Exit codes: 0 when the overview was read (a failing destination is reported and its
+points stay pending), 1 when QRS could not be read, 2 for a configuration mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from agent.cli.common import load_config_for, setup_logging_for
+from agent.config import ConfigError
+from agent.delivery import Delivery, DeliveryReport
+from agent.monitor import MonitorResult, OverviewRow, run_monitor
+from agent.outbox import OutboxError
+from agent.plugins import build_plugin_host
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from agent.cli import add_common_options
+
+    parser = subparsers.add_parser(
+        "monitor", help="read the license overview once and write it to the destinations"
+    )
+    add_common_options(parser)
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="run once now (required; the scheduled monitor runs in `license-agent run`)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.once:
+        print(
+            "error: `license-agent monitor` runs one monitor pass: add --once"
+            " (the scheduled monitor runs in `license-agent run`)",
+            file=sys.stderr,
+        )
+        return 2
+    config = load_config_for(args)
+    assert config is not None
+    setup_logging_for(args, config)
+    sites = config.sites()
+    if not sites:
+        raise ConfigError(
+            [
+                "Butler.configQRS and Butler.cert must be set: the monitor needs the QRS host and"
+                " the certificates exported from the QMC (client.pem, client_key.pem, root.pem)"
+            ],
+            str(config.source) if config.source else None,
+        )
+    from agent.qrs import QrsCertificateFileError, QrsClient
+
+    host = build_plugin_host(config)
+    try:
+        delivery = Delivery.from_config(config, host)
+    except OutboxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    code = 0
+    results = []
+    try:
+        for site in sites:
+            try:
+                client = QrsClient(site)
+            except QrsCertificateFileError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            with client:
+                result = run_monitor(site, client, host, delivery, config=config)
+            results.append(result)
+            if result.error:
+                print(f"error: {site.qrs.base_url}: {result.error}", file=sys.stderr)
+                code = 1
+            elif not args.json:
+                print(format_result(result, delivery))
+    finally:
+        delivery.close()
+        host.shutdown(config)
+    if args.json:
+        print(json.dumps([_to_json(r) for r in results], indent=2))
+    return code
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def format_rows(rows: Sequence[OverviewRow]) -> str:
+    table = [("TYPE", "TOTAL", "ALLOCATED", "USED", "QUARANTINED", "AVAILABLE")]
+    for row in rows:
+        table.append(
+            (
+                row.license_type,
+                *(
+                    _number(v)
+                    for v in (row.total, row.allocated, row.used, row.quarantined, row.available)
+                ),
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(line)
+        ).rstrip()
+        for line in table
+    )
+
+
+def format_delivery(report: DeliveryReport | None, destinations: int) -> str:
+    if report is None or not destinations:
+        return (
+            "No destination is enabled: the points were not stored. Enable Butler.influxDb, or"
+            " Butler.licenseAgent.destinations.sqlite / jsonl (see the README)."
+        )
+    lines = ["Destinations:"]
+    for dest in report.destinations:
+        if dest.ok:
+            lines.append(f"  {dest.name}: {dest.written} points written to {dest.description}")
+            continue
+        lines.append(f"  {dest.name}: FAILED ({dest.description}): {dest.error}")
+        if dest.written:
+            lines.append(f"      {dest.written} points written")
+        if dest.rejected:
+            lines.append(f"      {dest.rejected} points refused for good and dropped")
+        if dest.pending:
+            lines.append(
+                f"      {dest.pending} points kept in the outbox; they are sent at the next run"
+            )
+    if report.dropped:
+        lines.append(f"  the outbox was full: {report.dropped} old monitor points were dropped")
+    return "\n".join(lines)
+
+
+def format_result(result: MonitorResult, delivery: Delivery) -> str:
+    when = result.time.strftime("%Y-%m-%d %H:%M:%S UTC") if result.time else "?"
+    parts = [f"License overview of {result.site} at {when}", "", format_rows(result.rows), ""]
+    parts.append(format_delivery(result.delivery, len(delivery.destinations)))
+    for name, error in result.plugin_errors.items():
+        parts.append(f"plugin {name} failed: {error}")
+    return "\n".join(parts)
+
+
+def _to_json(result: MonitorResult) -> dict[str, object]:
+    return {
+        "site": result.site,
+        "time": result.time.isoformat() if result.time else None,
+        "error": result.error,
+        "overview": [asdict(row) for row in result.rows],
+        "points": [p.to_dict() for p in result.points],
+        "delivery": result.delivery.to_dict() if result.delivery else None,
+        "plugin_errors": result.plugin_errors,
+    }

@@ -1,0 +1,178 @@
+"""``license-agent release --once``: one release run, with a summary, an explanation, a report.
+
+Exit codes: 0 when the run did everything it set out to do; 1 when the safety limit stopped
+it, a rule plugin failed, a listing failed (it could not see the whole picture), or some
+DELETEs failed; 2 for configuration mistakes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agent.cli.common import load_config_for, setup_logging_for
+from agent.config import ConfigError
+from agent.models import QrsDataError, parse_qrs_time
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from agent.cli import add_common_options
+
+    parser = subparsers.add_parser(
+        "release",
+        help="release Professional/Analyzer allocations unused for too long (one run)",
+        description=(
+            "Run the license release once: list allocations past their threshold, apply every"
+            " neverRelease rule, check the safety limit, then delete (or with --dry-run only"
+            " report) what nothing protects."
+        ),
+    )
+    add_common_options(parser)
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="run once now (required; the scheduled job runs inside `license-agent run`)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="decide everything, delete nothing, send no release event (also: dryRun: true)",
+    )
+    parser.add_argument("--report", metavar="FILE", help="write every decision as JSON to FILE")
+    parser.add_argument(
+        "--explain", action="store_true", help="print one row per allocation with its reasons"
+    )
+    parser.add_argument(
+        "--now",
+        metavar="TIMESTAMP",
+        help="with --dry-run: measure thresholds from this UTC time (e.g. 2026-06-01T00:00:00Z)",
+    )
+    parser.set_defaults(handler=run)
+
+
+class TerminalProgress:
+    """Progress on one stderr line, redrawn at most ten times a second; only on a terminal."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done not in (0, total) and now - self.last < 0.1:
+            return
+        self.last = now
+        text = f"{stage}: {done}/{total}" if total else stage
+        self.stream.write("\r\033[K" + text)
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _parse_now(text: str) -> datetime:
+    try:
+        value = parse_qrs_time(text)
+    except QrsDataError:
+        value = None
+    if value is None:
+        raise ConfigError([f"--now: {text!r} is not a timestamp like 2026-06-01T00:00:00Z"])
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.once:
+        print(
+            "error: `license-agent release` runs once: add --once (the scheduled release job"
+            " runs inside `license-agent run`)",
+            file=sys.stderr,
+        )
+        return 2
+    config = load_config_for(args)
+    assert config is not None
+    setup_logging_for(args, config)
+    release = config.license_release
+    dry_run = bool(args.dry_run or release.dry_run)
+    now = None
+    if args.now:
+        if not dry_run:
+            raise ConfigError(["--now is only allowed with --dry-run (or dryRun: true)"])
+        now = _parse_now(args.now)
+    if not release.enable and not dry_run:
+        raise ConfigError(
+            [
+                "Butler.qlikSenseLicense.licenseRelease.enable is false: set it to true to"
+                " release licenses, or add --dry-run to see what would be released"
+            ]
+        )
+    if not release.license_type.enabled():
+        raise ConfigError(
+            [
+                "Butler.qlikSenseLicense.licenseRelease.licenseType: no license type is enabled;"
+                " set professional.enable and/or analyzer.enable to true"
+            ]
+        )
+    sites = config.sites()
+    if not sites:
+        raise ConfigError(
+            ["Butler.configQRS and Butler.cert must be set: the release run needs the QRS host"]
+        )
+
+    from agent.lock import LockBusy, release_lock
+    from agent.plugins import build_plugin_host
+    from agent.qrs import QrsCertificateFileError, QrsClient
+    from agent.release import run_release
+    from agent.report import print_result, write_report
+
+    host = build_plugin_host(config)
+    delivery = None
+    progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
+    results = []
+    code = 0
+    try:
+        if not dry_run:
+            from agent.delivery import Delivery
+
+            delivery = Delivery.from_config(config, host)
+        for site in sites:
+            try:
+                with release_lock(config.state_dir, site.name), QrsClient(site) as qrs:
+                    result = run_release(
+                        config,
+                        site,
+                        host,
+                        qrs,
+                        dry_run=args.dry_run or None,
+                        delivery=delivery,
+                        now=now,
+                        progress=progress,
+                    )
+            except QrsCertificateFileError as exc:
+                raise ConfigError([str(exc)]) from None
+            except LockBusy as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                code = 1
+                continue
+            finally:
+                if progress is not None:
+                    progress.clear()
+            results.append(result)
+            print_result(result, explain=args.explain)
+            if not result.ok:
+                code = 1
+        if args.report and results:
+            write_report(results, Path(args.report))
+            print(f"report written to {args.report}")
+    finally:
+        if delivery is not None:
+            delivery.close()
+        host.shutdown(config)
+    return code

@@ -1,0 +1,1041 @@
+"""One release run: candidates -> vetoes -> deletes -> events.
+
+A run works on one site. It lists each enabled license type's allocations with a server-side
+filter that can only return too many (never too few), decides exactly in Python which ones are
+past their threshold, fetches the owners of all of them in one bulk call, lets every
+neverRelease rule judge the whole batch, checks the safety limit, and only then deletes (or,
+in a dry run, reports what it would delete). Every allocation it looked at ends with one
+:class:`~agent.models.AllocationDecision` and every reason that led to it.
+
+The deciding functions (:func:`screen`, :func:`index_users`, :func:`decide_candidates`,
+:func:`judge`, :func:`plan_type`) are pure and fast; :func:`run_release` does the I/O around
+them. Whatever is uncertain keeps the allocation: unreadable data, a user that could not be
+fetched, a rule that raised, a rule plugin that failed to register (then nothing at all is
+released), a safety limit that was exceeded (then nothing at all is released).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from loguru import logger
+
+from agent.models import (
+    FEATURE_LICENSE_RELEASE,
+    MEASUREMENT_RELEASE,
+    UTC,
+    Allocation,
+    AllocationDecision,
+    Candidate,
+    Decision,
+    Point,
+    QrsDataError,
+    Reason,
+    ReleaseRule,
+    User,
+    format_qrs_time,
+    parse_allocation,
+    parse_qrs_time,
+    parse_user,
+)
+from agent.qrs import DeleteOutcome
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig, SiteConfig
+    from agent.plugins import PluginHost
+
+#: QRS quarantines an allocation removed within this time of its last use (QRS.md).
+QUARANTINE = timedelta(days=7)
+#: The server-side filter reaches this much further than the threshold, so that a QRS that
+#: compares dates slightly differently (time zone, rounding) can only return more allocations;
+#: the exact decision is made here. The extra ones are reported as ``not_eligible``.
+FILTER_MARGIN = timedelta(days=1)
+#: After deletes, the quarantine list is re-read only if some deleted allocation was used
+#: this recently: older ones cannot have been quarantined, even with some clock skew.
+VERIFY_WITHIN = QUARANTINE + timedelta(days=1)
+
+# Names of the steps that can keep an allocation, as they appear in ``reasons[].rule``.
+STEP_THRESHOLD = "threshold"
+STEP_QUARANTINE = "quarantine"
+STEP_DATA = "qrsData"
+STEP_USER_LOOKUP = "userLookup"
+STEP_RULES = "rules"
+STEP_LIMIT = "maxReleasesPerRun"
+STEP_DELETE = "delete"
+STEP_JOURNAL = "journal"
+
+
+def fold(text: str) -> str:
+    """The form names are compared in: Unicode-normalized, trimmed, case-folded.
+
+    Sense matches directory names, user ids, tags and custom property values without regard
+    to case; folding more than Sense does can only protect more, which is the safe side.
+    Third-party rules should compare through this function too.
+    """
+    return unicodedata.normalize("NFKC", text).strip().casefold()
+
+
+# --------------------------------------------------------------------------- the QRS we need
+
+
+class ReleaseQrs(Protocol):
+    """What a release run needs from :class:`agent.qrs.QrsClient`."""
+
+    def list_allocations(self, resource: str, filter: str) -> list[dict[str, Any]]: ...
+
+    def get_users(self, ids: Iterable[str]) -> Any: ...
+
+    def delete_allocation(self, resource: str, allocation_id: str) -> Any: ...
+
+    def access_type_overview(self) -> Mapping[str, Any]: ...
+
+
+class EventSink(Protocol):
+    """Where release events go (:class:`agent.delivery.Delivery`)."""
+
+    def deliver(self, points: Sequence[Point]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One DELETE the run is about to send: enough to finish its event after a crash."""
+
+    site: str
+    license_type: str
+    resource: str
+    allocation_id: str
+    user: str
+    days_since_last_use: int
+    last_used: datetime | None
+    at: datetime
+
+
+class ReleaseJournal(Protocol):
+    """Records each DELETE before it is sent and its outcome after (crash safety).
+
+    ``intent`` is called before the DELETE; if it raises, the DELETE is not sent and the
+    allocation is reported as failed. ``outcome`` is called after it with the decision
+    (``released``, ``quarantined``, ``already_gone`` or ``failed``).
+    """
+
+    def intent(self, entry: JournalEntry) -> None: ...
+
+    def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> None: ...
+
+
+class NullJournal:
+    """The default journal: records nothing."""
+
+    def intent(self, entry: JournalEntry) -> None:
+        return None
+
+    def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> None:
+        return None
+
+
+#: ``progress(stage, done, total)``: called while a run lists, fetches and deletes.
+Progress = Callable[[str, int, int], None]
+
+
+# --------------------------------------------------------------------------- pure decisions
+
+
+@dataclass(frozen=True)
+class TypeSettings:
+    """One enabled license type of a run."""
+
+    license_type: str
+    resource: str
+    threshold_days: int
+
+
+def release_cutoff(now: datetime, threshold_days: int) -> datetime:
+    """The latest last activity that makes an allocation eligible at ``now``."""
+    return now - timedelta(days=threshold_days)
+
+
+def release_filter(now: datetime, threshold_days: int) -> str:
+    """The QRS filter listing every allocation that may be past the threshold.
+
+    It returns a superset: ``lastUsed`` up to :data:`FILTER_MARGIN` after the exact cutoff,
+    plus never-used allocations (``lastUsed`` null, or QRS's 1753 sentinel, which is before
+    any cutoff). The exact test, with ``createdDate`` for never-used ones, is :func:`screen`.
+    """
+    cutoff = release_cutoff(now, threshold_days) + FILTER_MARGIN
+    return f"lastUsed le '{format_qrs_time(cutoff)}' or lastUsed eq null"
+
+
+@dataclass
+class Screening:
+    """The allocations of one type sorted into eligible ones and final decisions."""
+
+    eligible: list[tuple[Allocation, int]] = field(default_factory=list)
+    decisions: list[AllocationDecision] = field(default_factory=list)
+
+    def user_ids(self) -> set[str]:
+        return {a.user.id for a, _ in self.eligible if a.user is not None}
+
+
+def _stub_allocation(raw: Any, license_type: str, now: datetime) -> tuple[Allocation, int]:
+    """Whatever can be read of an allocation QRS returned in a shape we cannot trust.
+
+    Only used to report it; ``days_since_last_use`` is -1 when it cannot be computed.
+    """
+    obj = raw if isinstance(raw, Mapping) else {}
+
+    def text(key: str) -> str:
+        value = obj.get(key)
+        return value if isinstance(value, str) else ""
+
+    def when(key: str) -> datetime | None:
+        try:
+            return parse_qrs_time(obj.get(key))
+        except QrsDataError:
+            return None
+
+    user = obj.get("user") if isinstance(obj.get("user"), Mapping) else {}
+    created = when("createdDate")
+    last_used = when("lastUsed")
+    if last_used is not None and created is not None and last_used < created:
+        last_used = None
+    activity = last_used or created
+    days = int((now - activity).total_seconds() // 86400) if activity else -1
+    stub = Allocation(
+        id=text("id") or "(no id)",
+        license_type=license_type,
+        user=None,
+        created=created or datetime.fromtimestamp(0, UTC),
+        last_used=last_used,
+        deleted_user_directory=str(user.get("userDirectory") or text("deletedUserDirectory")),
+        deleted_user_id=str(user.get("userId") or text("deletedUserId")),
+    )
+    return stub, days
+
+
+def screen(
+    raw_allocations: Iterable[Any], license_type: str, threshold_days: int, now: datetime
+) -> Screening:
+    """Parse the listed allocations and keep those past ``threshold_days`` at ``now``.
+
+    Decides ``skipped_quarantined`` (already in quarantine), ``not_eligible`` (used too
+    recently) and ``kept`` (unreadable data); the rest are eligible, with their
+    ``days_since_last_use = floor((now - last activity) / 24 h)``.
+    """
+    result = Screening()
+    seen: set[str] = set()
+    threshold_seconds = threshold_days * 86400
+    for raw in raw_allocations:
+        try:
+            allocation = parse_allocation(raw, license_type)
+        except QrsDataError as exc:
+            stub, days = _stub_allocation(raw, license_type, now)
+            result.decisions.append(
+                AllocationDecision(
+                    stub,
+                    Decision.KEPT,
+                    days,
+                    (
+                        Reason(
+                            STEP_DATA, f"QRS returned allocation data that cannot be read: {exc}"
+                        ),
+                    ),
+                )
+            )
+            continue
+        key = allocation.id.lower()
+        if key in seen:
+            continue  # QRS listed it twice; one decision is enough
+        seen.add(key)
+        seconds = (now - allocation.last_activity).total_seconds()
+        days = int(seconds // 86400)
+        if allocation.quarantined:
+            until = (
+                f" until {format_qrs_time(allocation.quarantine_end)}"
+                if allocation.quarantine_end and allocation.quarantine_end.year > 1753
+                else ""
+            )
+            result.decisions.append(
+                AllocationDecision(
+                    allocation,
+                    Decision.SKIPPED_QUARANTINED,
+                    days,
+                    (Reason(STEP_QUARANTINE, f"already in quarantine{until}"),),
+                )
+            )
+        elif seconds >= threshold_seconds:
+            result.eligible.append((allocation, days))
+        else:
+            never = (
+                " (never used; counted from its assignment)" if allocation.last_used is None else ""
+            )
+            result.decisions.append(
+                AllocationDecision(
+                    allocation,
+                    Decision.NOT_ELIGIBLE,
+                    days,
+                    (
+                        Reason(
+                            STEP_THRESHOLD,
+                            f"last activity {days} day(s) ago{never}; the threshold is"
+                            f" {threshold_days} days",
+                        ),
+                    ),
+                )
+            )
+    return result
+
+
+@dataclass
+class UserIndex:
+    """The owners of the candidates, parsed, by lower-case id; and why others are unknown."""
+
+    users: dict[str, User] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+
+def index_users(
+    users: Mapping[str, Any],
+    failed: Mapping[str, str] | None = None,
+    missing: Iterable[str] = (),
+) -> UserIndex:
+    """Parse fetched users (``UserFetch.users``/``failed``/``missing``) into a :class:`UserIndex`.
+
+    A user that cannot be parsed is unavailable, with the reason.
+    """
+    index = UserIndex()
+    for user_id, raw in users.items():
+        try:
+            index.users[user_id.lower()] = parse_user(raw)
+        except QrsDataError as exc:
+            index.unavailable[user_id.lower()] = (
+                f"QRS returned user data that cannot be read: {exc}"
+            )
+    for user_id, why in (failed or {}).items():
+        index.unavailable.setdefault(user_id.lower(), f"the user could not be fetched: {why}")
+    for user_id in missing:
+        index.unavailable.setdefault(
+            user_id.lower(),
+            "the allocation names this user, but QRS has no user with that id;"
+            " kept until QRS is consistent",
+        )
+    return index
+
+
+def judge(candidates: Sequence[Candidate], rules: Sequence[ReleaseRule]) -> dict[str, list[Reason]]:
+    """Ask every rule about the whole batch; collect every veto with its reason.
+
+    A rule that raises, or answers something other than a mapping, vetoes the whole batch:
+    its protection is unknown.
+    """
+    batch = tuple(candidates)
+    in_batch = {c.allocation.id for c in batch}
+    vetoes: dict[str, list[Reason]] = {}
+    for rule in rules:
+        try:
+            verdict = rule.judge(batch)
+            if verdict is None:
+                verdict = {}
+            if not isinstance(verdict, Mapping):
+                raise TypeError(f"judge returned {type(verdict).__name__}, not a mapping")
+            found = [(aid, why) for aid, why in verdict.items() if aid in in_batch]
+        except Exception as exc:  # a broken rule must keep, never release
+            logger.error("release rule {} failed: {}: {}", rule.name, type(exc).__name__, exc)
+            reason = Reason(
+                rule.name,
+                f"the rule failed ({type(exc).__name__}: {exc}); kept because its protection"
+                " is unknown",
+            )
+            for candidate in batch:
+                vetoes.setdefault(candidate.allocation.id, []).append(reason)
+            continue
+        for allocation_id, why in found:
+            text = why if isinstance(why, str) and why else "protected by this rule"
+            vetoes.setdefault(allocation_id, []).append(Reason(rule.name, text))
+    return vetoes
+
+
+def decide_candidates(
+    eligible: Sequence[tuple[Allocation, int]],
+    users: UserIndex,
+    rules: Sequence[ReleaseRule],
+) -> tuple[list[AllocationDecision], list[Candidate]]:
+    """Attach owners, let the rules judge; return the kept decisions and what may be released."""
+    kept: list[AllocationDecision] = []
+    candidates: list[Candidate] = []
+    for allocation, days in eligible:
+        ref = allocation.user
+        if ref is None:
+            candidates.append(Candidate(allocation, None, days))
+            continue
+        key = ref.id.lower()
+        user = users.users.get(key)
+        if user is None:
+            why = users.unavailable.get(key, "the user's details were not fetched")
+            kept.append(
+                AllocationDecision(
+                    allocation, Decision.KEPT, days, (Reason(STEP_USER_LOOKUP, why),), ref.name
+                )
+            )
+            continue
+        candidates.append(Candidate(allocation, user, days))
+    vetoes = judge(candidates, rules) if candidates and rules else {}
+    to_release: list[Candidate] = []
+    for candidate in candidates:
+        reasons = vetoes.get(candidate.allocation.id)
+        if reasons:
+            kept.append(
+                AllocationDecision(
+                    candidate.allocation,
+                    Decision.KEPT,
+                    candidate.days_since_last_use,
+                    tuple(reasons),
+                    _user_name(candidate),
+                )
+            )
+        else:
+            to_release.append(candidate)
+    return kept, to_release
+
+
+def _user_name(candidate: Candidate) -> str:
+    if candidate.user is not None and candidate.user.name:
+        return candidate.user.name
+    ref = candidate.allocation.user
+    return ref.name if ref is not None else ""
+
+
+@dataclass
+class TypeResult:
+    """Everything one run decided for one license type."""
+
+    settings: TypeSettings
+    listed: int = 0
+    decisions: list[AllocationDecision] = field(default_factory=list)
+    #: Candidates nothing protects; emptied into ``decisions`` once the run acts on them.
+    to_release: list[Candidate] = field(default_factory=list)
+    #: Set when the type could not be fully examined (listing failed, plugin missing).
+    error: str | None = None
+    #: The safety limit for this type, and the allocation count it was computed from.
+    limit: int | None = None
+    allocated: int | None = None
+
+    @property
+    def license_type(self) -> str:
+        return self.settings.license_type
+
+    @property
+    def to_release_count(self) -> int:
+        return len(self.to_release)
+
+    def counts(self) -> dict[str, int]:
+        by_decision = Counter(d.decision.value for d in self.decisions)
+        counts = {decision.value: by_decision.get(decision.value, 0) for decision in Decision}
+        counts["considered"] = len(self.decisions) + len(self.to_release)
+        counts["eligible"] = sum(
+            1
+            for d in self.decisions
+            if d.decision not in (Decision.NOT_ELIGIBLE, Decision.SKIPPED_QUARANTINED)
+        ) + len(self.to_release)
+        return counts
+
+    def kept_by_rule(self) -> dict[str, int]:
+        """How many kept allocations each rule (or step) gave a reason for."""
+        counter: Counter[str] = Counter()
+        for decision in self.decisions:
+            if decision.decision is Decision.KEPT:
+                counter.update({r.rule for r in decision.reasons})
+        return dict(sorted(counter.items()))
+
+
+def plan_type(
+    settings: TypeSettings,
+    raw_allocations: Sequence[Any],
+    users: UserIndex,
+    rules: Sequence[ReleaseRule],
+    now: datetime,
+) -> TypeResult:
+    """The whole decision for one type, without I/O: listed allocations and fetched users in,
+    decisions and release candidates out."""
+    screening = screen(raw_allocations, settings.license_type, settings.threshold_days, now)
+    kept, to_release = decide_candidates(screening.eligible, users, rules)
+    return TypeResult(
+        settings=settings,
+        listed=len(raw_allocations),
+        decisions=screening.decisions + kept,
+        to_release=to_release,
+    )
+
+
+def limit_exceeded(results: Sequence[TypeResult]) -> str | None:
+    """Why the safety limit stops the run, or ``None`` if every type is within its limit."""
+    over = [
+        f"{r.to_release_count} {r.license_type} allocations (limit {r.limit}"
+        + (f", computed from {r.allocated} allocated" if r.allocated is not None else "")
+        + ")"
+        for r in results
+        if r.limit is not None and r.to_release_count > r.limit
+    ]
+    if not over:
+        return None
+    return (
+        f"the run would release {' and '.join(over)}, more than licenseRelease.maxReleasesPerRun"
+        " allows; nothing was released. Check the rules and thresholds (license-agent release"
+        " --once --dry-run --explain), then raise the limit if this is intended"
+    )
+
+
+def hold_back(results: Sequence[TypeResult], step: str, why: str) -> None:
+    """Turn every release candidate into a ``kept`` decision with the given reason."""
+    for result in results:
+        for candidate in result.to_release:
+            result.decisions.append(
+                AllocationDecision(
+                    candidate.allocation,
+                    Decision.KEPT,
+                    candidate.days_since_last_use,
+                    (Reason(step, why),),
+                    _user_name(candidate),
+                )
+            )
+        result.to_release = []
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class ReleaseResult:
+    """The outcome of one release run on one site; the report is made from it."""
+
+    site: str
+    started: datetime
+    now: datetime
+    dry_run: bool
+    types: list[TypeResult] = field(default_factory=list)
+    finished: datetime | None = None
+    #: Why the run released nothing at all (rule plugin failure, safety limit), else None.
+    aborted: str | None = None
+    #: True when ``aborted`` is the safety limit (the scheduler logs it as an error).
+    limit_tripped: bool = False
+    #: Problems that did not stop the run but left it incomplete or unverified.
+    errors: list[str] = field(default_factory=list)
+    events: list[Point] = field(default_factory=list)
+
+    @property
+    def decisions(self) -> list[AllocationDecision]:
+        return [d for t in self.types for d in t.decisions]
+
+    @property
+    def ok(self) -> bool:
+        """False when something needs attention: exit code 1 in ``--once`` mode."""
+        failed = any(d.decision is Decision.FAILED for d in self.decisions)
+        return not (self.aborted or failed or any(t.error for t in self.types))
+
+    def thresholds(self) -> dict[str, int]:
+        return {t.license_type: t.settings.threshold_days for t in self.types}
+
+    def counts(self) -> dict[str, dict[str, Any]]:
+        return {
+            t.license_type: {**t.counts(), "kept_by_rule": t.kept_by_rule()} for t in self.types
+        }
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fixed_clock(moment: datetime) -> Callable[[], datetime]:
+    return lambda: moment
+
+
+def _enabled_types(
+    site: SiteConfig, host: PluginHost
+) -> tuple[list[TypeSettings], list[TypeResult]]:
+    """The enabled types that a license-type plugin can release, and errors for the others."""
+    known = {lt.name: lt for lt in host.license_types()}
+    ready: list[TypeSettings] = []
+    broken: list[TypeResult] = []
+    for name, settings in site.license_release.license_type.enabled().items():
+        license_type = known.get(name)
+        resource = license_type.allocation_resource if license_type else None
+        type_settings = TypeSettings(name, resource or "", settings.release_threshold_days)
+        if not resource:
+            why = (
+                f"licenseRelease.licenseType.{name} is enabled, but no loaded license-type plugin"
+                f" can list and delete {name} allocations (is the plugin disabled in"
+                " Butler.licenseAgent.plugins.disable?)"
+            )
+            broken.append(TypeResult(type_settings, error=why))
+        else:
+            ready.append(type_settings)
+    return ready, broken
+
+
+def _fetch_users(qrs: ReleaseQrs, user_ids: set[str]) -> UserIndex:
+    if not user_ids:
+        return UserIndex()
+    try:
+        fetched = qrs.get_users(sorted(user_ids))
+    except Exception as exc:
+        why = f"user look-up failed: {type(exc).__name__}: {exc}"
+        logger.error("{}; the candidates are kept", why)
+        return UserIndex(unavailable={uid.lower(): why for uid in user_ids})
+    return index_users(fetched.users, fetched.failed, fetched.missing)
+
+
+def _set_limits(
+    results: Sequence[TypeResult], site: SiteConfig, qrs: ReleaseQrs, host: PluginHost
+) -> None:
+    limits = site.license_release.max_releases_per_run
+    if limits is None:
+        return
+    overview: Mapping[str, Any] | None = None
+    if limits.percent is not None and any(r.to_release for r in results):
+        try:
+            overview = qrs.access_type_overview()
+        except Exception as exc:
+            logger.warning(
+                "cannot read the license overview for the percentage limit ({}); using the"
+                " number of listed allocations instead, which can only lower the limit",
+                exc,
+            )
+    extractors = {lt.name: lt.extract for lt in host.license_types()}
+    for result in results:
+        allocated: int | None = None
+        if limits.percent is not None:
+            allocated = result.listed
+            extract = extractors.get(result.license_type)
+            if overview is not None and extract is not None:
+                try:
+                    fields = extract(overview) or {}
+                    if "allocated" in fields:
+                        # The listing is a subset of what is allocated: never go below it.
+                        allocated = max(int(fields["allocated"]), result.listed)
+                except Exception as exc:
+                    logger.warning("cannot read {} from the overview: {}", result.license_type, exc)
+        result.allocated = allocated
+        result.limit = limits.limit_for(allocated or 0)
+
+
+def run_release(
+    config: AgentConfig,
+    site: SiteConfig,
+    host: PluginHost,
+    qrs: ReleaseQrs,
+    *,
+    dry_run: bool | None = None,
+    delivery: EventSink | None = None,
+    journal: ReleaseJournal | None = None,
+    now: datetime | None = None,
+    clock: Callable[[], datetime] | None = None,
+    progress: Progress | None = None,
+) -> ReleaseResult:
+    """One release run on ``site``.
+
+    :param dry_run: ``None`` takes ``licenseRelease.dryRun``; ``True`` forces a dry run.
+    :param delivery: receives the release events; ``None`` sends them nowhere.
+    :param journal: records each DELETE before and after it is sent.
+    :param now: the moment thresholds are measured from (default: the clock at start).
+    :param clock: the time source for ``started``/``finished`` and each DELETE's event time
+        (default: real UTC time, or ``now`` when a fixed ``now`` is given).
+    """
+    if clock is None:
+        clock = _fixed_clock(now) if now is not None else _utc_now
+    started = clock()
+    now = now or started
+    release_settings = site.license_release
+    dry = bool(release_settings.dry_run or dry_run)
+    result = ReleaseResult(site=site.name, started=started, now=now, dry_run=dry)
+    report = progress or (lambda stage, done, total: None)
+
+    ready, broken = _enabled_types(site, host)
+    rules, rule_errors = host.release_rules(config, site)
+    if rule_errors:
+        result.aborted = (
+            "release rule plugin(s) failed to register: "
+            + "; ".join(f"{name}: {why}" for name, why in sorted(rule_errors.items()))
+            + ". Nothing was released: the protection they give is unknown. Fix or disable"
+            " the plugin (license-agent plugins)"
+        )
+        logger.error("{}", result.aborted)
+        result.types = [TypeResult(t) for t in ready] + broken
+        result.finished = clock()
+        return result
+    logger.info(
+        "release run on {}: {} rule(s): {}{}",
+        site.name,
+        len(rules),
+        ", ".join(r.name for r in rules) or "none",
+        " (dry run)" if dry else "",
+    )
+
+    # 1. list and screen each type; 2. fetch all owners at once; 3. judge.
+    listed: dict[str, list[Any]] = {}
+    screenings: dict[str, Screening] = {}
+    type_results: dict[str, TypeResult] = {}
+    for index, settings in enumerate(ready):
+        report(f"listing {settings.license_type} allocations", index, len(ready))
+        type_results[settings.license_type] = TypeResult(settings)
+        try:
+            raw = qrs.list_allocations(
+                settings.resource, release_filter(now, settings.threshold_days)
+            )
+        except Exception as exc:
+            why = f"listing {settings.license_type} allocations failed: {type(exc).__name__}: {exc}"
+            logger.error("{}; no {} allocation is released this run", why, settings.license_type)
+            type_results[settings.license_type].error = why
+            continue
+        listed[settings.license_type] = raw
+        screenings[settings.license_type] = screen(
+            raw, settings.license_type, settings.threshold_days, now
+        )
+    user_ids = set().union(*(s.user_ids() for s in screenings.values())) if screenings else set()
+    report("fetching users", 0, len(user_ids))
+    users = _fetch_users(qrs, user_ids)
+    report("fetching users", len(user_ids), len(user_ids))
+    for name, screening in screenings.items():
+        kept, to_release = decide_candidates(screening.eligible, users, rules)
+        type_result = type_results[name]
+        type_result.listed = len(listed[name])
+        type_result.decisions = screening.decisions + kept
+        type_result.to_release = to_release
+    result.types = list(type_results.values()) + broken
+    result.errors.extend(t.error for t in result.types if t.error)
+
+    # 4. the safety limit, over the whole run.
+    _set_limits(result.types, site, qrs, host)
+    why = limit_exceeded(result.types)
+    if why:
+        result.aborted = why
+        result.limit_tripped = True
+        logger.error("release run on {}: {}", site.name, why)
+        hold_back(result.types, STEP_LIMIT, why)
+
+    # 5. act.
+    if dry:
+        for type_result in result.types:
+            type_result.decisions.extend(
+                AllocationDecision(
+                    c.allocation, Decision.WOULD_RELEASE, c.days_since_last_use, (), _user_name(c)
+                )
+                for c in type_result.to_release
+            )
+            type_result.to_release = []
+    else:
+        for type_result in result.types:
+            if type_result.to_release:
+                _release_type(
+                    type_result,
+                    result,
+                    qrs,
+                    journal or NullJournal(),
+                    clock,
+                    release_settings.delete_concurrency,
+                    site,
+                    report,
+                )
+        if result.events and delivery is not None:
+            try:
+                delivery.deliver(result.events)
+            except Exception as exc:
+                msg = f"release events could not be handed to delivery: {type(exc).__name__}: {exc}"
+                logger.error("{}", msg)
+                result.errors.append(msg)
+    result.finished = clock()
+    _log_summary(result)
+    return result
+
+
+@dataclass
+class _Deleted:
+    candidate: Candidate
+    entry: JournalEntry
+    decision: Decision
+    detail: str = ""
+
+
+def _release_type(
+    type_result: TypeResult,
+    run: ReleaseResult,
+    qrs: ReleaseQrs,
+    journal: ReleaseJournal,
+    clock: Callable[[], datetime],
+    concurrency: int,
+    site: SiteConfig,
+    report: Progress,
+) -> None:
+    settings = type_result.settings
+    candidates = type_result.to_release
+    type_result.to_release = []
+    total = len(candidates)
+
+    def delete_one(candidate: Candidate) -> _Deleted:
+        allocation = candidate.allocation
+        entry = JournalEntry(
+            site=site.name,
+            license_type=settings.license_type,
+            resource=settings.resource,
+            allocation_id=allocation.id,
+            user=allocation.owner,
+            days_since_last_use=candidate.days_since_last_use,
+            last_used=allocation.last_used,
+            at=clock(),
+        )
+        try:
+            journal.intent(entry)
+        except Exception as exc:
+            return _Deleted(
+                candidate,
+                entry,
+                Decision.FAILED,
+                f"not deleted: the release journal could not record it ({exc})",
+            )
+        try:
+            outcome = qrs.delete_allocation(settings.resource, allocation.id)
+        except Exception as exc:
+            done = _Deleted(
+                candidate, entry, Decision.FAILED, f"DELETE failed: {type(exc).__name__}: {exc}"
+            )
+        else:
+            if outcome is DeleteOutcome.NOT_FOUND:
+                done = _Deleted(
+                    candidate,
+                    entry,
+                    Decision.ALREADY_GONE,
+                    "QRS answered 404: the allocation was already removed",
+                )
+            elif outcome is DeleteOutcome.DELETED:
+                done = _Deleted(candidate, entry, Decision.RELEASED)
+            else:
+                done = _Deleted(
+                    candidate, entry, Decision.FAILED, f"unexpected DELETE outcome {outcome!r}"
+                )
+        return done
+
+    results: list[_Deleted] = []
+    report(f"releasing {settings.license_type}", 0, total)
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, total))) as pool:
+        for done in pool.map(delete_one, candidates):
+            results.append(done)
+            report(f"releasing {settings.license_type}", len(results), total)
+
+    _mark_quarantined(results, qrs, settings, run)
+
+    static_tags = site.static_tags(FEATURE_LICENSE_RELEASE)
+    for done in results:
+        allocation = done.candidate.allocation
+        reasons: tuple[Reason, ...] = ()
+        if done.decision is Decision.FAILED:
+            reasons = (Reason(STEP_DELETE, done.detail),)
+            logger.error(
+                "release of {} ({}) failed: {}", allocation.id, allocation.owner, done.detail
+            )
+        elif done.decision is Decision.ALREADY_GONE:
+            reasons = (Reason(STEP_DELETE, done.detail),)
+        type_result.decisions.append(
+            AllocationDecision(
+                allocation,
+                done.decision,
+                done.candidate.days_since_last_use,
+                reasons,
+                _user_name(done.candidate),
+            )
+        )
+        try:
+            journal.outcome(done.entry, done.decision, done.detail)
+        except Exception as exc:
+            logger.error(
+                "the release journal could not record the outcome of {}: {}", allocation.id, exc
+            )
+        if done.decision in (Decision.RELEASED, Decision.QUARANTINED):
+            run.events.append(
+                release_event(done.entry, done.decision is Decision.QUARANTINED, static_tags)
+            )
+
+
+def _mark_quarantined(
+    results: list[_Deleted], qrs: ReleaseQrs, settings: TypeSettings, run: ReleaseResult
+) -> None:
+    """Tell quarantined removals from freed ones.
+
+    QRS quarantines an allocation removed within 7 days of its last use. Allocations last
+    used longer ago than :data:`VERIFY_WITHIN` cannot have been quarantined, so in the usual
+    case (threshold of 8 days or more) this costs no request. Otherwise the type's
+    quarantined allocations are listed once and are the truth; if that read fails, the
+    7-day rule decides from the data.
+    """
+    recent = [
+        d
+        for d in results
+        if d.decision is Decision.RELEASED
+        and d.candidate.allocation.last_used is not None
+        and d.entry.at - d.candidate.allocation.last_used < VERIFY_WITHIN
+    ]
+    if not recent:
+        return
+    try:
+        listed = qrs.list_allocations(settings.resource, "quarantined eq true")
+        quarantined = {str(a.get("id", "")).lower() for a in listed if isinstance(a, Mapping)}
+    except Exception as exc:
+        logger.warning(
+            "could not re-read quarantined {} allocations ({}); deciding from last use",
+            settings.license_type,
+            exc,
+        )
+        run.errors.append(
+            f"quarantine of {settings.license_type} removals not verified with QRS ({exc});"
+            " decided from the 7-day rule"
+        )
+        quarantined = {
+            d.candidate.allocation.id.lower()
+            for d in recent
+            if d.entry.at - d.candidate.allocation.last_used < QUARANTINE  # type: ignore[operator]
+        }
+    for done in recent:
+        if done.candidate.allocation.id.lower() in quarantined:
+            done.decision = Decision.QUARANTINED
+            done.detail = "QRS put the allocation into its 7-day quarantine"
+
+
+def release_event(entry: JournalEntry, quarantined: bool, static_tags: Mapping[str, str]) -> Point:
+    """The ``qlik_sense_license_release`` point for one removed allocation.
+
+    Static tags come first; ``license_type`` and ``user`` win over a static tag of the same
+    name, so dashboards always see the real values.
+    """
+    return Point(
+        measurement=MEASUREMENT_RELEASE,
+        tags={**static_tags, "license_type": entry.license_type, "user": entry.user},
+        fields={
+            "days_since_last_use": float(entry.days_since_last_use),
+            "allocation_id": entry.allocation_id,
+            "quarantined": quarantined,
+        },
+        time=entry.at,
+        feature=FEATURE_LICENSE_RELEASE,
+    )
+
+
+def _log_summary(result: ReleaseResult) -> None:
+    for type_result in result.types:
+        counts = type_result.counts()
+        done = counts["would_release"] if result.dry_run else counts["released"]
+        logger.info(
+            "{} {}: considered {}, eligible {}, {} {}, quarantined {}, kept {}, failed {}",
+            result.site,
+            type_result.license_type,
+            counts["considered"],
+            counts["eligible"],
+            "would release" if result.dry_run else "released",
+            done,
+            counts["quarantined"],
+            counts["kept"],
+            counts["failed"],
+        )
+
+
+# --------------------------------------------------------------------------- scheduled job
+
+
+def run_release_job(
+    config: AgentConfig,
+    host: PluginHost,
+    delivery: EventSink | None = None,
+    *,
+    qrs_factory: Callable[[SiteConfig], ReleaseQrs] | None = None,
+    journal: ReleaseJournal | None = None,
+) -> list[ReleaseResult]:
+    """The scheduled release job: one run per site, each under the site's release lock.
+
+    Never raises: a run's problems are logged (an error when the safety limit stopped it)
+    and returned, so the scheduler carries on. With ``delivery`` ``None`` a delivery is
+    opened from the config (only if the run may release) and closed after.
+    """
+    from agent.lock import LockBusy, release_lock
+
+    if qrs_factory is None:
+        from agent.qrs import QrsClient
+
+        qrs_factory = QrsClient
+    own_delivery = None
+    results: list[ReleaseResult] = []
+    try:
+        if delivery is None and not config.license_release.dry_run:
+            from agent.delivery import Delivery
+
+            delivery = own_delivery = Delivery.from_config(config, host)
+        for site in config.sites():
+            result = _run_site_job(config, host, site, delivery, qrs_factory, journal, release_lock)
+            if result is not None:
+                results.append(result)
+    except LockBusy as exc:
+        logger.error("{}", exc)
+    except Exception as exc:  # the outbox cannot be opened, for example
+        logger.error("license release job failed: {}: {}", type(exc).__name__, exc)
+    finally:
+        if own_delivery is not None:
+            own_delivery.close()
+    return results
+
+
+def _run_site_job(
+    config: AgentConfig,
+    host: PluginHost,
+    site: SiteConfig,
+    delivery: EventSink | None,
+    qrs_factory: Callable[[SiteConfig], ReleaseQrs],
+    journal: ReleaseJournal | None,
+    release_lock: Callable[..., Any],
+) -> ReleaseResult | None:
+    with release_lock(config.state_dir, site.name):
+        try:
+            qrs = qrs_factory(site)
+        except Exception as exc:
+            logger.error("release run on {}: cannot set up the QRS client: {}", site.name, exc)
+            return None
+        try:
+            result = run_release(config, site, host, qrs, delivery=delivery, journal=journal)
+        except Exception as exc:  # a bug: log it fully, keep the scheduler alive
+            logger.exception("release run on {} failed: {}", site.name, exc)
+            return None
+        finally:
+            close = getattr(qrs, "close", None)
+            if callable(close):
+                close()
+    if result.limit_tripped:
+        logger.error("release job on {} stopped by the safety limit: {}", site.name, result.aborted)
+    elif not result.ok:
+        logger.error(
+            "release job on {} needs attention: {}",
+            site.name,
+            result.aborted or "; ".join(result.errors) or "some deletes failed (see the log)",
+        )
+    return result
+
+
+__all__ = [
+    "FILTER_MARGIN",
+    "QUARANTINE",
+    "JournalEntry",
+    "NullJournal",
+    "ReleaseJournal",
+    "ReleaseResult",
+    "TypeResult",
+    "TypeSettings",
+    "decide_candidates",
+    "fold",
+    "index_users",
+    "judge",
+    "plan_type",
+    "release_event",
+    "release_filter",
+    "run_release",
+    "run_release_job",
+    "screen",
+]

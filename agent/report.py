@@ -1,0 +1,205 @@
+"""The release run report: the JSON document ``--report FILE`` writes, and the console tables.
+
+Both are made from :class:`agent.release.ReleaseResult` and nothing else, so what the console
+shows, what the file holds and what the run did cannot disagree. The JSON document is::
+
+    {"run": {"site", "started", "finished", "now", "dry_run", "thresholds", "counts",
+             "aborted", "errors", "events"},
+     "decisions": [{"license_type", "allocation_id", "user_directory", "user_id", "user_name",
+                    "last_used", "days_since_last_use", "decision", "reasons": [...]}, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from agent.models import AllocationDecision, Decision, format_qrs_time
+from agent.release import ReleaseResult
+
+#: The order decisions are listed in: what changed first, then what was kept and why.
+DECISION_ORDER = {
+    d: i
+    for i, d in enumerate(
+        (
+            Decision.RELEASED,
+            Decision.QUARANTINED,
+            Decision.WOULD_RELEASE,
+            Decision.FAILED,
+            Decision.ALREADY_GONE,
+            Decision.KEPT,
+            Decision.SKIPPED_QUARANTINED,
+            Decision.NOT_ELIGIBLE,
+        )
+    )
+}
+
+
+def sorted_decisions(decisions: Sequence[AllocationDecision]) -> list[AllocationDecision]:
+    """Decisions in a stable, readable order: by type, decision, then owner."""
+    return sorted(
+        decisions,
+        key=lambda d: (
+            d.allocation.license_type,
+            DECISION_ORDER.get(d.decision, 99),
+            d.allocation.owner.casefold(),
+            d.allocation.id,
+        ),
+    )
+
+
+def report_document(result: ReleaseResult) -> dict[str, Any]:
+    """The JSON report of one run."""
+    return {
+        "run": {
+            "site": result.site,
+            "started": format_qrs_time(result.started),
+            "finished": format_qrs_time(result.finished) if result.finished else None,
+            "now": format_qrs_time(result.now),
+            "dry_run": result.dry_run,
+            "thresholds": result.thresholds(),
+            "counts": result.counts(),
+            "aborted": result.aborted,
+            "errors": list(result.errors),
+            "events": len(result.events),
+        },
+        "decisions": [d.to_dict() for d in sorted_decisions(result.decisions)],
+    }
+
+
+def write_report(results: Sequence[ReleaseResult], path: Path) -> None:
+    """Write the report file: one run's document, or a list of them for several sites.
+
+    Written to a temporary file and renamed, so a reader never sees half a report.
+    """
+    documents = [report_document(r) for r in results]
+    payload: Any = documents[0] if len(documents) == 1 else documents
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- console
+
+
+def format_table(rows: Sequence[Sequence[str]], numeric: Sequence[bool] | None = None) -> str:
+    """Plain aligned columns; the first row is the header. Numeric columns align right."""
+    if not rows:
+        return ""
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    numeric = numeric or [False] * len(widths)
+    lines = []
+    for row in rows:
+        cells = [
+            str(cell).rjust(widths[i]) if numeric[i] else str(cell).ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def summary_text(result: ReleaseResult) -> str:
+    """The per-type summary of a run, and how many allocations each rule kept."""
+    mode = "dry run: nothing was deleted" if result.dry_run else "releasing"
+    lines = [
+        f"License release on {result.site} ({mode}), thresholds measured from {format_qrs_time(result.now)}"
+    ]
+    done_label = "WOULD RELEASE" if result.dry_run else "RELEASED"
+    header = [
+        "LICENSE TYPE",
+        "THRESHOLD",
+        "CONSIDERED",
+        "ELIGIBLE",
+        "KEPT",
+        done_label,
+        "QUARANTINED",
+        "FAILED",
+        "ALREADY GONE",
+        "SKIPPED QUARANTINED",
+        "NOT ELIGIBLE",
+    ]
+    rows = [header]
+    for t in result.types:
+        c = t.counts()
+        done = c[Decision.WOULD_RELEASE.value] if result.dry_run else c[Decision.RELEASED.value]
+        rows.append(
+            [
+                t.license_type,
+                f"{t.settings.threshold_days} d",
+                str(c["considered"]),
+                str(c["eligible"]),
+                str(c[Decision.KEPT.value]),
+                str(done),
+                str(c[Decision.QUARANTINED.value]),
+                str(c[Decision.FAILED.value]),
+                str(c[Decision.ALREADY_GONE.value]),
+                str(c[Decision.SKIPPED_QUARANTINED.value]),
+                str(c[Decision.NOT_ELIGIBLE.value]),
+            ]
+        )
+    lines.append(format_table(rows, [False] + [True] * (len(header) - 1)))
+    by_rule = {t.license_type: t.kept_by_rule() for t in result.types}
+    names = sorted({name for counts in by_rule.values() for name in counts})
+    if names:
+        types = [t.license_type for t in result.types]
+        rule_rows = [["KEPT BY", *types]]
+        rule_rows += [[name, *(str(by_rule[t].get(name, 0)) for t in types)] for name in names]
+        lines.append("")
+        lines.append(format_table(rule_rows, [False] + [True] * len(types)))
+        lines.append("(an allocation kept by several rules counts once under each)")
+    for t in result.types:
+        if t.error:
+            lines.append(f"! {t.license_type}: {t.error}")
+    if result.aborted:
+        lines.append(f"! nothing was released: {result.aborted}")
+    for error in result.errors:
+        if not any(error == t.error for t in result.types):
+            lines.append(f"! {error}")
+    return "\n".join(lines)
+
+
+def explain_text(result: ReleaseResult) -> str:
+    """One row per allocation the run considered, with every reason."""
+    rows = [["LICENSE TYPE", "DECISION", "USER", "NAME", "LAST USED", "DAYS", "REASONS"]]
+    for d in sorted_decisions(result.decisions):
+        a = d.allocation
+        last_used = format_qrs_time(a.last_used)[:10] if a.last_used else "never"
+        owner = a.owner + (" (deleted)" if a.user is None else "")
+        reasons = "; ".join(f"{r.rule}: {r.reason}" for r in d.reasons)
+        rows.append(
+            [
+                a.license_type,
+                d.decision.value,
+                owner,
+                d.user_name or (a.user.name if a.user else ""),
+                last_used,
+                str(d.days_since_last_use),
+                reasons,
+            ]
+        )
+    if len(rows) == 1:
+        return "No allocation was considered."
+    return format_table(rows, [False, False, False, False, False, True, False])
+
+
+def print_result(
+    result: ReleaseResult, *, explain: bool = False, out: IO[str] | None = None
+) -> None:
+    out = out or sys.stdout
+    print(summary_text(result), file=out)
+    if explain:
+        print("", file=out)
+        print(explain_text(result), file=out)

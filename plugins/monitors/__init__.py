@@ -1,0 +1,1 @@
+"""Built-in metric collectors: extra QRS reads done by every monitor run."""

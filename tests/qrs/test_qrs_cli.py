@@ -1,0 +1,127 @@
+"""``license-agent qrs check`` against the simulator: the output a user sees, and exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.simulator import Simulator
+from agent.simulator.certs import CertPaths
+
+from .conftest import butler_config, free_port, hand_state, write_config
+
+
+def run_check(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["qrs", "check", "-c", str(config)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_prints_version_and_license_overview(
+    sim: Simulator, qrs_certs: CertPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path / "c.yaml", butler_config(sim.host, sim.port, qrs_certs))
+    code, out, err = run_check(config, capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == (
+        f"QRS https://127.0.0.1:{sim.port} as 'UserDirectory=INTERNAL; UserId=sa_api': connected"
+    )
+    assert lines[1] == "Qlik Sense repository version 25.12.3.0 (built 11/14/2025 10:12:41 AM)"
+    # Hand-built site: 10 professional seats, 4 allocated, 3 of them used (one never);
+    # 5 analyzer seats, 2 allocated and used.
+    table = [line.split() for line in lines[3:6]]
+    assert table[0] == ["TYPE", "TOTAL", "ALLOCATED", "USED", "QUARANTINED", "EXCESS", "AVAILABLE"]
+    overview = sim.store.overview()
+    for row, key in zip(table[1:], ("professionalAccess", "analyzerAccess"), strict=True):
+        block = overview[key]
+        expected = [
+            block[c] for c in ("total", "allocated", "used", "quarantined", "excess", "available")
+        ]
+        assert [int(v) for v in row[1:]] == expected
+    assert table[1][:3] == ["professional", "10", "4"]
+    assert table[2][:3] == ["analyzer", "5", "2"]
+    assert sim.get_stats()["requests"] == {
+        "GET /qrs/about": 1,
+        "GET /qrs/license/accesstypeoverview": 1,
+    }
+
+
+def test_tolerates_missing_blocks_and_keys(
+    make_sim: Callable[..., Simulator],
+    qrs_certs: CertPaths,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    state = hand_state()
+    # An older Sense: no analyzer block, no 'excess' key.
+    state["overview"] = {"analyzerAccess": None, "professionalAccess": {"excess": None}}
+    sim = make_sim(state)
+    config = write_config(tmp_path / "c.yaml", butler_config(sim.host, sim.port, qrs_certs))
+    code, out, err = run_check(config, capsys)
+    assert code == 0, err
+    assert "analyzer: not reported by this QRS" in out
+    professional = next(line for line in out.splitlines() if line.startswith("professional"))
+    assert professional.split()[5] == "-"
+
+
+def test_wrong_ca_is_diagnosed_with_exit_1(
+    sim: Simulator,
+    qrs_certs: CertPaths,
+    other_certs: CertPaths,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    document = butler_config(
+        sim.host, sim.port, qrs_certs, cert={"clientCertCA": str(other_certs.root_cert)}
+    )
+    code, out, err = run_check(write_config(tmp_path / "c.yaml", document), capsys)
+    assert code == 1
+    assert out == ""
+    assert f"is not signed by {other_certs.root_cert}" in err
+    assert "Traceback" not in err
+
+
+def test_closed_port_is_diagnosed_with_exit_1(
+    qrs_certs: CertPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    document = butler_config("127.0.0.1", port, qrs_certs, retries=0)
+    code, _, err = run_check(write_config(tmp_path / "c.yaml", document), capsys)
+    assert code == 1
+    assert f"cannot connect to 127.0.0.1:{port} (connection refused)" in err
+
+
+def test_config_mistakes_exit_2(
+    sim: Simulator, qrs_certs: CertPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "client.pem"
+    document = butler_config(sim.host, sim.port, qrs_certs, cert={"clientCert": str(missing)})
+    code, _, err = run_check(write_config(tmp_path / "a.yaml", document), capsys)
+    assert code == 2
+    assert f"client certificate file not found: {missing} (Butler.cert.clientCert)" in err
+
+    code, _, err = run_check(
+        write_config(tmp_path / "b.yaml", {"Butler": {"logLevel": "info"}}), capsys
+    )
+    assert code == 2
+    assert "Butler.configQRS and Butler.cert must be set" in err
+    assert sim.get_stats()["total"] == 0
+
+
+def test_runs_as_a_command(sim: Simulator, qrs_certs: CertPaths, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", butler_config(sim.host, sim.port, qrs_certs))
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "qrs", "check", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Qlik Sense repository version 25.12.3.0" in result.stdout
+    assert any(line.startswith("professional") for line in result.stdout.splitlines())

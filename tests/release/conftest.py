@@ -1,0 +1,25 @@
+"""Fixtures for the release tests; the builders they use live in ``helpers.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.simulator import ensure_certs
+from agent.simulator.certs import CertPaths
+
+from .helpers import ReleaseHarness
+
+
+@pytest.fixture(scope="session")
+def release_certs(tmp_path_factory: pytest.TempPathFactory) -> CertPaths:
+    return ensure_certs(tmp_path_factory.mktemp("release-certs"))
+
+
+@pytest.fixture
+def harness(release_certs: CertPaths, tmp_path: Path) -> Iterator[ReleaseHarness]:
+    h = ReleaseHarness(release_certs, tmp_path)
+    yield h
+    h.stop()

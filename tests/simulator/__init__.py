@@ -1,0 +1,1 @@
+"""Tests of the QRS simulator (agent/simulator)."""

@@ -1,0 +1,91 @@
+"""Releasing allocations: 204 / 404, the 7-day quarantine, and its expiry by the simulator clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from agent.simulator import Simulator
+
+from .helpers import NOW, Qrs, aid, pid, uid
+
+PROF = "/qrs/license/professionalaccesstype"
+ANAL = "/qrs/license/analyzeraccesstype"
+
+
+def test_delete_of_long_unused_allocation_frees_it(sim: Simulator, qrs: Qrs) -> None:
+    response = qrs.delete(f"{PROF}/{pid(1)}")  # last used 90 days ago
+    assert response.status_code == 204 and response.content == b""
+    assert qrs.get(f"{PROF}/{pid(1)}").status_code == 404
+    assert qrs.get(f"{PROF}/count").json() == {"value": 5}
+    overview = qrs.get("/qrs/license/accesstypeoverview").json()["professionalAccess"]
+    assert (overview["allocated"], overview["available"]) == (5, 5)
+
+
+def test_never_used_allocations_are_freed(qrs: Qrs) -> None:
+    assert qrs.delete(f"{PROF}/{pid(3)}").status_code == 204  # lastUsed null
+    assert qrs.delete(f"{PROF}/{pid(4)}").status_code == 204  # lastUsed 1753, created 3 days ago
+    assert qrs.get(f"{PROF}/count").json() == {"value": 4}
+
+
+def test_delete_of_recently_used_allocation_quarantines_it(sim: Simulator, qrs: Qrs) -> None:
+    assert (
+        qrs.delete(
+            f"{PROF}/{pid(2)}", headers={"X-Qlik-User": "UserDirectory=ACME; UserId=admin"}
+        ).status_code
+        == 204
+    )
+    allocation = qrs.get(f"{PROF}/{pid(2)}").json()
+    assert allocation["quarantined"] is True
+    assert allocation["quarantineEnd"] == "2026-06-08T12:00:00.000Z"  # now + 7 days
+    assert allocation["modifiedDate"] == "2026-06-01T12:00:00.000Z"
+    assert allocation["modifiedByUserName"] == "ACME\\admin"
+    assert allocation["user"]["id"] == uid(2)
+    overview = qrs.get("/qrs/license/accesstypeoverview").json()["professionalAccess"]
+    assert (overview["allocated"], overview["quarantined"], overview["available"]) == (6, 2, 4)
+    assert qrs.get(f"{PROF}/count", params={"filter": "quarantined eq true"}).json() == {"value": 2}
+
+
+def test_seven_day_boundary(qrs: Qrs) -> None:
+    assert qrs.delete(f"{ANAL}/{aid(2)}").status_code == 204  # exactly 7 days: freed
+    assert qrs.get(f"{ANAL}/{aid(2)}").status_code == 404
+    assert qrs.delete(f"{ANAL}/{aid(3)}").status_code == 204  # 6 days 23 hours: quarantined
+    assert qrs.get(f"{ANAL}/{aid(3)}").json()["quarantined"] is True
+
+
+def test_deleting_a_quarantined_allocation_is_a_204_no_op(qrs: Qrs) -> None:
+    before = qrs.get(f"{PROF}/{pid(6)}").json()
+    assert qrs.delete(f"{PROF}/{pid(6)}").status_code == 204
+    assert qrs.get(f"{PROF}/{pid(6)}").json() == before
+
+
+def test_unknown_or_already_deleted_id_is_404(qrs: Qrs) -> None:
+    assert qrs.delete(f"{PROF}/{aid(1)}").status_code == 404  # an analyzer id
+    assert qrs.delete(f"{PROF}/not-a-guid").status_code == 404
+    assert qrs.delete(f"{PROF}/{pid(1)}").status_code == 204
+    assert qrs.delete(f"{PROF}/{pid(1)}").status_code == 404
+
+
+def test_quarantine_expires_with_the_clock(sim: Simulator, qrs: Qrs) -> None:
+    qrs.delete(f"{PROF}/{pid(2)}")
+    sim.advance(dt.timedelta(days=3))  # pid(6) ends at now + 3 days
+    assert qrs.get(f"{PROF}/{pid(6)}").status_code == 404
+    assert qrs.get(f"{PROF}/{pid(2)}").status_code == 200
+    clock = qrs.admin("POST", "/_simulator/clock", json={"advance_seconds": 4 * 86400}).json()
+    assert clock == {"now": "2026-06-08T12:00:00.000Z", "fixed": True}
+    assert qrs.get(f"{PROF}/{pid(2)}").status_code == 404
+    assert (
+        qrs.get("/qrs/license/accesstypeoverview").json()["professionalAccess"]["quarantined"] == 0
+    )
+
+
+def test_set_clock_over_admin_api(sim: Simulator, qrs: Qrs) -> None:
+    assert qrs.admin("GET", "/_simulator/clock").json() == {
+        "now": "2026-06-01T12:00:00.000Z",
+        "fixed": True,
+    }
+    later = (NOW + dt.timedelta(days=30)).isoformat()
+    assert (
+        qrs.admin("POST", "/_simulator/clock", json={"now": later}).json()["now"]
+        == "2026-07-01T12:00:00.000Z"
+    )
+    assert sim.now() == NOW + dt.timedelta(days=30)
