@@ -28,8 +28,10 @@ import enum
 import random
 import re
 import secrets
+import socket
 import ssl
 import string
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -276,6 +278,11 @@ class QrsClient:
                 )
                 # We just warned once, in words; urllib3 would warn again on every request.
                 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+        # Whether the server accepted our client certificate (see _probe_client_certificate).
+        self._tls_accepted = False
+        self._tls_refused: str | None = None
+        self._probe_lock = threading.Lock()
 
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
@@ -571,6 +578,7 @@ class QrsClient:
                 f" (Butler.cert) for {method} {path}: {_excerpt(str(exc))}"
             )
             return _Attempt(QrsTlsError(message, method=method, path=path), _FINAL)
+        self._tls_accepted = True
         logger.debug(
             "QRS {} {} -> {} in {:.0f} ms",
             method,
@@ -696,13 +704,52 @@ class QrsClient:
                 ),
                 _NOT_SENT,
             )
+        # A connection dropped before any answer may be a refused client certificate: with
+        # TLS 1.3 the server judges it after the handshake, and its alert can be lost in the
+        # reset. Ask the server directly, once per client.
+        refused = self._probe_client_certificate()
+        if refused is not None:
+            return _Attempt(QrsTlsError(refused, **common), _FINAL)
         message = f"the connection to {hostport} broke during {where} ({_short_reason(chain)})"
-        if _is_eof(chain, text):
-            message += (
-                "; if this keeps happening, the server may be refusing the client certificate"
-                f" {self.client_cert_file}"
-            )
         return _Attempt(QrsConnectionError(message, **common), _UNKNOWN)
+
+    def _probe_client_certificate(self) -> str | None:
+        """The TLS diagnosis if the server refuses our client certificate, else ``None``.
+
+        A TLS 1.2 handshake carries the server's verdict on the client certificate inside the
+        handshake, so one throw-away handshake answers the question for certain. Skipped once
+        any request has succeeded (the certificate is fine then); the verdict is remembered.
+        """
+        if self._cert is None or self._tls_accepted:
+            return None
+        with self._probe_lock:
+            if self._tls_accepted or self._tls_refused is not None:
+                return self._tls_refused
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            if self._verify is False:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            else:
+                context.load_verify_locations(cafile=str(self._verify))
+            context.load_cert_chain(*self._cert, password=lambda: b"")
+            try:
+                with (
+                    socket.create_connection((self.host, self.port), self.timeout[0]) as raw,
+                    context.wrap_socket(raw, server_hostname=self.host),
+                ):
+                    pass
+            except ssl.SSLError as exc:
+                text = str(exc).lower()
+                # "protocol version": a TLS 1.3-only server; no verdict from this probe.
+                if "alert" in text and "protocol version" not in text:
+                    self._tls_refused = self._tls_message([exc], text)
+                    logger.debug("TLS probe of {}:{}: {}", self.host, self.port, exc)
+                return self._tls_refused
+            except OSError:
+                return None
+            self._tls_accepted = True
+            return None
 
     def _tls_message(self, chain: list[BaseException], text: str) -> str:
         hostport = f"{self.host}:{self.port}"

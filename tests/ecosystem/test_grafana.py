@@ -225,7 +225,12 @@ PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "and", "or", "unless", "bo
 
 
 def promql_names(expr: str) -> tuple[set[str], set[str], set[str], list[tuple[str, str, str]]]:
-    """(metric names, label names, functions, label matchers) used by one PromQL expression."""
+    """(metric names, label names, functions, label matchers) used by one PromQL expression
+    or Grafana ``label_values(selector, label)`` variable query."""
+    variable = re.fullmatch(r"\s*label_values\((.*),\s*(\w+)\s*\)\s*", expr)
+    if variable:
+        metrics, labels, functions, matchers = promql_names(variable.group(1))
+        return metrics, labels | {variable.group(2)}, functions | {"label_values"}, matchers
     matchers = re.findall(r'([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"', expr)
     text = re.sub(r"\$\{?\w+\}?", "x", expr)  # Grafana variables and macros
     labels = {m[0] for m in matchers}
