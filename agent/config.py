@@ -894,7 +894,10 @@ def _expected(err: Mapping[str, Any]) -> str:
     }
     if kind in bounds:
         sign, key = bounds[kind]
-        return f"expected a number {sign} {ctx.get(key)}"
+        bound = ctx.get(key)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        return f"expected a number {sign} {bound}"
     if kind == "string_too_short":
         return "expected a non-empty value"
     if kind in ("literal_error", "enum"):

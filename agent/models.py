@@ -92,6 +92,15 @@ class CustomPropertyValue:
 
 
 @dataclass(frozen=True, slots=True)
+class UserAttribute:
+    """An attribute a user directory connector synced to the user: ``attributeType`` (such as
+    ``Group`` or ``Email``) and ``attributeValue``. Plugin rules may protect by them."""
+
+    type: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class User:
     """A QRS user with what the neverRelease rules look at.
 
@@ -108,6 +117,7 @@ class User:
     removed_externally: bool | None = False
     tags: tuple[str, ...] = ()
     custom_properties: tuple[CustomPropertyValue, ...] = ()
+    attributes: tuple[UserAttribute, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,6 +439,18 @@ def parse_user(obj: Any) -> User:
         if value is None:
             value = ""
         props.append(CustomPropertyValue(definition["name"], str(value)))
+    attributes_raw = obj.get("attributes")
+    if attributes_raw is None:
+        attributes_raw = []
+    if not isinstance(attributes_raw, list):
+        raise QrsDataError("'attributes' is not a list")
+    attributes = []
+    for attribute in attributes_raw:
+        kind = attribute.get("attributeType") if isinstance(attribute, Mapping) else None
+        if not isinstance(kind, str):
+            raise QrsDataError("an attribute has no attributeType")
+        value = attribute.get("attributeValue")
+        attributes.append(UserAttribute(kind, "" if value is None else str(value)))
     user_id = _str(obj, "userId")
     if not user_id:
         raise QrsDataError("user has an empty userId")
@@ -442,5 +464,6 @@ def parse_user(obj: Any) -> User:
         removed_externally=_flag(obj, "removedExternally"),
         tags=tuple(tags),
         custom_properties=tuple(props),
+        attributes=tuple(attributes),
     )
 

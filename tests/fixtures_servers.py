@@ -54,7 +54,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http(method: str, url: str, data: bytes | None = None, timeout: float = 10) -> tuple[int, bytes]:
+def http(
+    method: str, url: str, data: bytes | None = None, timeout: float = 10
+) -> tuple[int, bytes]:
     """A plain HTTP request; returns (status, body) for every status, raises OSError when down."""
     request = urllib.request.Request(url, data=data, method=method)
     try:
@@ -104,7 +106,9 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"{self.label} not ready after {READY_TIMEOUT:g} s; see {self._log.name}")
+        raise RuntimeError(
+            f"{self.label} not ready after {READY_TIMEOUT:g} s; see {self._log.name}"
+        )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -155,6 +159,9 @@ bind-address = "127.0.0.1:{self.rpc_port}"
     def ready(self) -> bool:
         return http("GET", f"{self.url}/ping", timeout=2)[0] == 204
 
+    def client(self) -> InfluxDBClient1:
+        return InfluxDBClient1(self.url)
+
 
 class VictoriaMetrics(ServerProcess):
     binary = "victoria-metrics"
@@ -172,6 +179,9 @@ class VictoriaMetrics(ServerProcess):
     def ready(self) -> bool:
         return http("GET", f"{self.url}/health", timeout=2)[0] == 200
 
+    def client(self) -> VictoriaMetricsClient:
+        return VictoriaMetricsClient(self.url)
+
 
 # --------------------------------------------------------------------------- clients
 
@@ -181,7 +191,10 @@ class InfluxDBClient1:
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
-        self.host, self.port = urllib.parse.urlsplit(self.url).hostname, urllib.parse.urlsplit(self.url).port
+        self.host, self.port = (
+            urllib.parse.urlsplit(self.url).hostname,
+            urllib.parse.urlsplit(self.url).port,
+        )
 
     def query(self, q: str, db: str | None = None, method: str = "GET") -> dict[str, Any]:
         """One InfluxQL statement; times come back as integer nanoseconds."""

@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import requests
+import urllib3
 from influxdb_client import Point as InfluxPoint
 from influxdb_client import WritePrecision
 
-from agent.config import ConfigError
 from agent.hookspecs import hookimpl
 from agent.models import (
     FEATURE_LICENSE_MONITOR,
@@ -95,22 +95,6 @@ def _features(config: AgentConfig) -> frozenset[str]:
     return frozenset(name for name, on in enabled.items() if on)
 
 
-def _check(settings: InfluxDb) -> None:
-    problems = []
-    if settings.version == 2 and not settings.bucket:
-        problems.append(
-            "Butler.influxDb.bucket: must be set for version 2 (the bucket to write to)"
-        )
-    if settings.version == 3 and not settings.database:
-        problems.append(
-            "Butler.influxDb.database: must be set for version 3 (the database to write to)"
-        )
-    if settings.ca_cert is not None and not settings.ca_cert.is_file():
-        problems.append(f"Butler.influxDb.caCert: file {settings.ca_cert} does not exist")
-    if problems:
-        raise ConfigError(problems)
-
-
 class _InfluxBase:
     name = NAME
 
@@ -118,6 +102,9 @@ class _InfluxBase:
         self.settings = settings
         self.features = features
         self.where = f"{settings.host_ip}:{settings.host_port}"
+        if settings.use_https and not settings.verify_tls:
+            # The config check warns at start, in words; urllib3 would repeat it per request.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
     def _verify(self) -> bool | str:
         if not self.settings.verify_tls:
@@ -179,7 +166,6 @@ class InfluxV1(_InfluxBase):
     def __init__(self, settings: InfluxDb, features: frozenset[str]) -> None:
         super().__init__(settings, features)
         self.session = requests.Session()
-        self.session.verify = self._verify()
         if settings.auth.enable:
             self.session.auth = (settings.auth.username, settings.auth.password)
         self._database_ready = False
@@ -191,7 +177,10 @@ class InfluxV1(_InfluxBase):
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = f"{self.settings.url}{path}"
         try:
-            return self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
+            # verify per request: a session-level value loses to REQUESTS_CA_BUNDLE.
+            return self.session.request(
+                method, url, timeout=self.settings.timeout, verify=self._verify(), **kwargs
+            )
         except requests.exceptions.SSLError:
             raise DestinationError(
                 f"TLS error talking to InfluxDB at {self.where}"
@@ -308,8 +297,15 @@ class InfluxV2(_InfluxBase):
                 bucket=self.bucket, org=self.org, record=lines, write_precision=WritePrecision.NS
             )
         except ApiException as exc:
+            if not exc.status:  # influxdb-client's way of reporting a TLS failure: no answer
+                raise DestinationError(
+                    f"TLS error talking to InfluxDB at {self.where}"
+                    " (check Butler.influxDb.caCert / verifyTls / useHttps)"
+                    if "ssl" in str(exc.reason).lower()
+                    else f"no answer from InfluxDB at {self.where}"
+                ) from None
             body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
-            return int(exc.status or 0), _message(body or exc.reason or "")
+            return int(exc.status), _message(body or exc.reason or "")
         except SSLError:
             raise DestinationError(
                 f"TLS error talking to InfluxDB at {self.where}"
@@ -317,7 +313,9 @@ class InfluxV2(_InfluxBase):
             ) from None
         except NewConnectionError as exc:  # before TimeoutError: urllib3 derives it from that
             reason = "connection refused" if "refused" in str(exc).lower() else "no connection"
-            raise DestinationError(f"cannot connect to InfluxDB at {self.where}: {reason}") from None
+            raise DestinationError(
+                f"cannot connect to InfluxDB at {self.where}: {reason}"
+            ) from None
         except TimeoutError:
             raise DestinationError(
                 f"InfluxDB at {self.where} did not answer within {self.settings.timeout:g} s"
@@ -363,12 +361,6 @@ def make_destination(settings: InfluxDb, features: frozenset[str]) -> Destinatio
     if settings.version == 1:
         return InfluxV1(settings, features)
     return InfluxV2(settings, features)
-
-
-@hookimpl
-def sla_configure(config: AgentConfig) -> None:
-    if _features(config):
-        _check(config.butler.influx_db)
 
 
 @hookimpl

@@ -27,7 +27,7 @@ def sla_release_rules(site) -> list[ReleaseRule] | None:
             user = candidate.user
             if user is None or not user.tags:
                 continue
-            matched = [t for t in user.tags if t in protected]
+            matched = [t for t in user.tags if fold(t) in protected]
             if matched:
                 names = ", ".join(repr(t) for t in sorted(set(matched)))
                 vetoes[candidate.allocation.id] = f"user has tag {names} (neverRelease.tag)"

@@ -26,9 +26,22 @@ def seed_yaml_from_page(page: Path) -> str:
 
 @pytest.fixture
 def seed_yaml() -> str:
+    """The seed's YAML: from the shared reference page when present, else the committed copy."""
     if SEED_PAGE.exists():
         return seed_yaml_from_page(SEED_PAGE)
     return SEED_COPY.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def seed_sources() -> tuple[str | None, str]:
+    """(the YAML extracted from the seed page or None if absent, the committed copy)."""
+    page = seed_yaml_from_page(SEED_PAGE) if SEED_PAGE.exists() else None
+    return page, SEED_COPY.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def example_config() -> Path:
+    return EXAMPLE
 
 
 @pytest.fixture
@@ -50,4 +63,3 @@ def cert_dir(tmp_path: Path) -> Path:
     from agent.simulator.certs import ensure_certs
 
     return ensure_certs(tmp_path / "certs").cert_dir
-

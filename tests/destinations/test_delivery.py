@@ -47,7 +47,11 @@ def test_a_failing_destination_never_stops_the_others(outbox_path, log_lines):
     def bug(points: Sequence[Point]) -> None:
         raise ZeroDivisionError("plugin bug")
 
-    failing, buggy, good = Recording("failing", fail=down), Recording("buggy", fail=bug), Recording("good")
+    failing, buggy, good = (
+        Recording("failing", fail=down),
+        Recording("buggy", fail=bug),
+        Recording("good"),
+    )
     delivery = Delivery([failing, buggy, good], Outbox(outbox_path))
     report = delivery.deliver([monitor_point(1), monitor_point(2)])
     assert len(good.written) == 2
@@ -151,7 +155,13 @@ def test_full_outbox_drops_oldest_monitor_points_never_release_events(outbox_pat
     Delivery([dest], delivery.outbox).flush()
     assert [(p.measurement[-7:], p.time) for p in dest.written] == [
         (p.measurement[-7:], p.time)
-        for p in [release_point(1), monitor_point(2), monitor_point(3), monitor_point(4), release_point(2)]
+        for p in [
+            release_point(1),
+            monitor_point(2),
+            monitor_point(3),
+            monitor_point(4),
+            release_point(2),
+        ]
     ]
     warnings = [m for level, m in log_lines if level == "WARNING"]
     assert any("the outbox is full (Butler.licenseAgent.outbox.maxRows = 5)" in m for m in warnings)

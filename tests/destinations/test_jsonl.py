@@ -13,7 +13,9 @@ from .conftest import monitor_point, release_point
 
 
 def test_file_gets_one_object_per_point_appended(make_config, tmp_path):
-    config = make_config({"licenseAgent": {"destinations": {"jsonl": {"enable": True, "path": "out/points.jsonl"}}}})
+    config = make_config(
+        {"licenseAgent": {"destinations": {"jsonl": {"enable": True, "path": "out/points.jsonl"}}}}
+    )
     [dest] = build_plugin_host(config).destinations(config)
     assert dest.describe() == f"JSON lines file {tmp_path / 'out' / 'points.jsonl'}"
     dest.write([monitor_point(1)])
@@ -27,7 +29,9 @@ def test_file_gets_one_object_per_point_appended(make_config, tmp_path):
 
 
 def test_stdout(make_config, capsys):
-    config = make_config({"licenseAgent": {"destinations": {"jsonl": {"enable": True, "path": "-"}}}})
+    config = make_config(
+        {"licenseAgent": {"destinations": {"jsonl": {"enable": True, "path": "-"}}}}
+    )
     [dest] = build_plugin_host(config).destinations(config)
     assert dest.describe() == "JSON lines on standard output"
     dest.write([monitor_point(1), monitor_point(2)])
@@ -37,7 +41,9 @@ def test_stdout(make_config, capsys):
 
 def test_unwritable_file_is_a_destination_error(make_config, tmp_path):
     (tmp_path / "blocker").write_text("a file")
-    config = make_config({"licenseAgent": {"destinations": {"jsonl": {"enable": True, "path": "blocker/x.jsonl"}}}})
+    config = make_config(
+        {"licenseAgent": {"destinations": {"jsonl": {"enable": True, "path": "blocker/x.jsonl"}}}}
+    )
     [dest] = build_plugin_host(config).destinations(config)
     with pytest.raises(DestinationError, match="cannot append to"):
         dest.write([monitor_point(1)])

@@ -35,13 +35,17 @@ def rows(path, sql: str) -> list[tuple]:
 
 def test_snapshots_are_a_long_table_with_a_usage_view(dest, path):
     dest.write([monitor_point(1, site="qs-prod"), monitor_point(1, "analyzer", site="qs-prod")])
-    assert rows(path, "SELECT time, license_type, field, value, tags FROM license_snapshot ORDER BY 2, 3") == [
+    assert rows(
+        path, "SELECT time, license_type, field, value, tags FROM license_snapshot ORDER BY 2, 3"
+    ) == [
         ("2026-06-01T13:00:00.250Z", "analyzer", "allocated", 1.0, '{"site":"qs-prod"}'),
         ("2026-06-01T13:00:00.250Z", "analyzer", "total", 25.0, '{"site":"qs-prod"}'),
         ("2026-06-01T13:00:00.250Z", "professional", "allocated", 1.0, '{"site":"qs-prod"}'),
         ("2026-06-01T13:00:00.250Z", "professional", "total", 25.0, '{"site":"qs-prod"}'),
     ]
-    assert rows(path, "SELECT license_type, total, allocated, used FROM license_usage ORDER BY 1") == [
+    assert rows(
+        path, "SELECT license_type, total, allocated, used FROM license_usage ORDER BY 1"
+    ) == [
         ("analyzer", 25.0, 1.0, None),
         ("professional", 25.0, 1.0, None),
     ]
@@ -51,7 +55,11 @@ def test_release_events_and_other_measurements(dest, path):
     server = Point(
         "qlik_sense_server_license",
         {"site": "x"},
-        {"license_expired": False, "expiry_date": "2027-03-16T00:00:00Z", "days_until_expiry": 288.0},
+        {
+            "license_expired": False,
+            "expiry_date": "2027-03-16T00:00:00Z",
+            "days_until_expiry": 288.0,
+        },
         T0,
         "server_license",
     )
@@ -61,8 +69,14 @@ def test_release_events_and_other_measurements(dest, path):
         "SELECT time, license_type, user, allocation_id, days_since_last_use, quarantined, tags"
         " FROM release_event",
     ) == [("2026-06-01T12:01:00.250Z", "professional", "ACME\\user1", "id-1", 41.0, 0, "{}")]
-    [(measurement, tags, fields, feature)] = rows(path, "SELECT measurement, tags, fields, feature FROM point")
-    assert (measurement, tags, feature) == ("qlik_sense_server_license", '{"site":"x"}', "server_license")
+    [(measurement, tags, fields, feature)] = rows(
+        path, "SELECT measurement, tags, fields, feature FROM point"
+    )
+    assert (measurement, tags, feature) == (
+        "qlik_sense_server_license",
+        '{"site":"x"}',
+        "server_license",
+    )
     assert json.loads(fields) == {
         "license_expired": False,
         "expiry_date": "2027-03-16T00:00:00Z",
@@ -128,7 +142,11 @@ def test_an_unusable_path_is_a_destination_error(tmp_path):
 
 def test_enabled_by_config_with_default_path_and_features(make_config, tmp_path):
     config = make_config(
-        {"licenseAgent": {"destinations": {"sqlite": {"enable": True, "features": ["license_release"]}}}}
+        {
+            "licenseAgent": {
+                "destinations": {"sqlite": {"enable": True, "features": ["license_release"]}}
+            }
+        }
     )
     [dest] = build_plugin_host(config).destinations(config)
     assert dest.name == "sqlite" and dest.features == {"license_release"}

@@ -196,15 +196,19 @@ def _eco_sim(eco_certs: Any) -> Iterator[Any]:
 
     sim = Simulator(users=60, seed=8, now=NOW, cert_dir=eco_certs.cert_dir)
     sim.start()
-    yield sim
+    generated = sim.dump_state()
+    yield sim, generated
     sim.stop()
 
 
 @pytest.fixture
-def sim(_eco_sim: Any) -> Any:
-    """A generated site (60 users) over mutual TLS, reset for this test; clock at NOW."""
-    _eco_sim.reset()
-    return _eco_sim
+def sim(_eco_sim: tuple[Any, dict[str, Any]]) -> Any:
+    """A generated site (60 users) over mutual TLS, fresh for this test; clock at NOW.
+    A test may ``load_state`` its own site; the next test gets the generated one again."""
+    simulator, generated = _eco_sim
+    simulator.load_state(generated)
+    simulator.reset()
+    return simulator
 
 
 @pytest.fixture

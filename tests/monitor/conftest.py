@@ -14,6 +14,7 @@ from agent.simulator import Simulator
 
 from .data import NOW, OVERVIEW
 
+
 @pytest.fixture(scope="session")
 def sim_cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("sim-certs")
@@ -46,7 +47,11 @@ def make_config(tmp_path: Path) -> Callable[..., AgentConfig]:
         butler: dict[str, Any] = {"licenseAgent": {"stateDir": str(tmp_path / "state")}}
         if sim is None:  # a site that is never contacted (tests with a stand-in QRS client)
             butler["configQRS"] = {"host": "sense.example.com"}
-            butler["cert"] = {"clientCert": "c.pem", "clientCertKey": "k.pem", "clientCertCA": "r.pem"}
+            butler["cert"] = {
+                "clientCert": "c.pem",
+                "clientCertKey": "k.pem",
+                "clientCertCA": "r.pem",
+            }
         else:
             assert sim.certs is not None
             butler["configQRS"] = {"host": "127.0.0.1", "port": sim.port, "retries": 0}

@@ -62,11 +62,44 @@ def test_qrs_md_sample_writes_only_enabled_blocks(types):
         "totalTokens": 0,
         "availableTokens": 0,
         "tokensEnabled": False,
-        "userAccess": {"enabled": False, "tokenCost": 1, "allocatedTokens": 0, "usedTokens": 0, "quarantinedTokens": 0},
-        "loginAccess": {"enabled": False, "tokenCost": 0.1, "allocatedTokens": 0, "usedTokens": 0, "unavailableTokens": 0},
-        "professionalAccess": {"enabled": True, "total": 25, "allocated": 5, "used": 0, "quarantined": 0, "excess": 0, "available": 20},
-        "analyzerAccess": {"enabled": True, "total": 25, "allocated": 4, "used": 0, "quarantined": 0, "excess": 0, "available": 21},
-        "analyzerTimeAccess": {"enabled": True, "allocatedMinutes": 700, "usedMinutes": 0, "unavailableMinutes": 0},
+        "userAccess": {
+            "enabled": False,
+            "tokenCost": 1,
+            "allocatedTokens": 0,
+            "usedTokens": 0,
+            "quarantinedTokens": 0,
+        },
+        "loginAccess": {
+            "enabled": False,
+            "tokenCost": 0.1,
+            "allocatedTokens": 0,
+            "usedTokens": 0,
+            "unavailableTokens": 0,
+        },
+        "professionalAccess": {
+            "enabled": True,
+            "total": 25,
+            "allocated": 5,
+            "used": 0,
+            "quarantined": 0,
+            "excess": 0,
+            "available": 20,
+        },
+        "analyzerAccess": {
+            "enabled": True,
+            "total": 25,
+            "allocated": 4,
+            "used": 0,
+            "quarantined": 0,
+            "excess": 0,
+            "available": 21,
+        },
+        "analyzerTimeAccess": {
+            "enabled": True,
+            "allocatedMinutes": 700,
+            "usedMinutes": 0,
+            "unavailableMinutes": 0,
+        },
         "schemaPath": "AccessTypeOverview",
     }
     written = {k: v for k, v in extract_all(types, sample).items() if v is not None}
@@ -90,7 +123,9 @@ def test_missing_key_skips_only_that_field(types, debug_lines):
     overview["analyzerAccess"]["total"] = "many"
     overview["analyzerAccess"]["allocated"] = True  # a bool is not a count
     result = extract_all(types, overview)
-    assert result["professional"] == {k: v for k, v in EXPECTED["professional"].items() if k != "excess"}
+    assert result["professional"] == {
+        k: v for k, v in EXPECTED["professional"].items() if k != "excess"
+    }
     assert result["analyzer"] == {"available": 26.0, "excess": 1.0, "quarantined": 0.0}
     assert any("excess is missing" in line for line in debug_lines)
     assert any("total is not a number (str)" in line for line in debug_lines)

@@ -37,7 +37,9 @@ def sqlite_on(extra: dict | None = None) -> dict:
 def test_once_prints_the_overview_and_where_it_went(
     simulator, make_config, influxdb_server, influxdb_database, capsys
 ):
-    config = make_config(simulator, {**influx_v1(influxdb_server, influxdb_database), **sqlite_on()})
+    config = make_config(
+        simulator, {**influx_v1(influxdb_server, influxdb_database), **sqlite_on()}
+    )
     assert main(["monitor", "--once", "-c", str(config.source)]) == 0
     out = capsys.readouterr().out
     assert TABLE in out
@@ -45,7 +47,10 @@ def test_once_prints_the_overview_and_where_it_went(
         f"influxdb: 6 points written to InfluxDB 1.x http://{influxdb_server.host}:"
         f"{influxdb_server.port} database {influxdb_database} (retention policy autogen)"
     ) in out
-    assert f"sqlite: 6 points written to SQLite file {config.state_dir / 'license-agent.sqlite'}" in out
+    assert (
+        f"sqlite: 6 points written to SQLite file {config.state_dir / 'license-agent.sqlite'}"
+        in out
+    )
     series = influxdb_server.query("SHOW SERIES FROM qlik_sense_license", influxdb_database)
     assert len(series["series"][0]["values"]) == 6
 

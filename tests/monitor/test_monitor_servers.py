@@ -60,7 +60,11 @@ def test_influxdb_v1_gets_every_type_with_exact_tags_fields_and_types(
     for license_type, fields in EXPECTED.items():
         row = by_type[license_type]
         assert row["site"] == "qs-prod"
-        written = {k: v for k, v in row.items() if v is not None and k not in ("time", "license_type", "site")}
+        written = {
+            k: v
+            for k, v in row.items()
+            if v is not None and k not in ("time", "license_type", "site")
+        }
         assert written == pytest.approx(fields), license_type
     field_types = influxdb_server.query(
         "SHOW FIELD KEYS FROM qlik_sense_license", influxdb_database
@@ -85,7 +89,12 @@ def test_influxdb_v1_older_sense_overview(
                 "userAccess": None,
                 "loginAccess": None,
                 "tokensEnabled": None,
-                "professionalAccess": {"total": 25, "allocated": 5, "available": 20, "excess": None},
+                "professionalAccess": {
+                    "total": 25,
+                    "allocated": 5,
+                    "available": 20,
+                    "excess": None,
+                },
                 "analyzerAccess": {"total": 30, "allocated": 4, "available": 26, "excess": None},
             },
         }
@@ -121,7 +130,9 @@ def wait_for_series(vm: Any, match: str, count: int, timeout: float = 10) -> lis
 
 
 @pytest.mark.victoriametrics
-def test_victoriametrics_through_the_influxdb_v2_api(simulator, make_config, victoriametrics_server):
+def test_victoriametrics_through_the_influxdb_v2_api(
+    simulator, make_config, victoriametrics_server
+):
     run_id = uuid.uuid4().hex[:12]
     vm = victoriametrics_server
     config = make_config(
@@ -154,7 +165,9 @@ def test_victoriametrics_through_the_influxdb_v2_api(simulator, make_config, vic
         for field, value in fields.items()
     }
     assert got == expected
-    assert {frozenset(s["metric"]) for s in series} == {frozenset({"__name__", "license_type", "run"})}
+    assert {frozenset(s["metric"]) for s in series} == {
+        frozenset({"__name__", "license_type", "run"})
+    }
 
 
 def test_sqlite_and_jsonl_get_the_same_points(simulator, make_config, tmp_path):
@@ -186,7 +199,9 @@ def test_sqlite_and_jsonl_get_the_same_points(simulator, make_config, tmp_path):
     }
 
     with sqlite3.connect(tmp_path / "history.sqlite") as db:
-        rows = db.execute("SELECT time, license_type, field, value FROM license_snapshot").fetchall()
+        rows = db.execute(
+            "SELECT time, license_type, field, value FROM license_snapshot"
+        ).fetchall()
         usage = db.execute(
             "SELECT license_type, total, allocated, used, quarantined, available"
             " FROM license_usage WHERE license_type = 'professional'"

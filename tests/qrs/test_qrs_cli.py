@@ -114,14 +114,38 @@ def test_config_mistakes_exit_2(
     assert sim.get_stats()["total"] == 0
 
 
-def test_runs_as_a_command(sim: Simulator, qrs_certs: CertPaths, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "c.yaml", butler_config(sim.host, sim.port, qrs_certs))
-    result = subprocess.run(
-        [sys.executable, "-m", "agent", "qrs", "check", "-c", str(config)],
-        capture_output=True,
+def test_readme_flow_simulator_then_check_as_commands(tmp_path: Path) -> None:
+    """``license-agent simulator ... --write-config`` then ``license-agent qrs check -c``."""
+    config = tmp_path / "sim-config.yaml"
+    command = [sys.executable, "-m", "agent"]
+    simulator = subprocess.Popen(
+        [*command, "simulator", "--users", "200", "--port", "0"]
+        + ["--cert-dir", str(tmp_path / "sim-certs"), "--write-config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
-        timeout=60,
     )
+    try:
+        assert simulator.stdout is not None
+        ready = simulator.stdout.readline()
+        assert ready.startswith("listening on https://127.0.0.1:"), ready
+        result = subprocess.run(
+            [*command, "qrs", "check", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        simulator.terminate()
+        simulator.wait(timeout=10)
     assert result.returncode == 0, result.stderr
+    port = ready.strip().rsplit(":", 1)[1]
+    assert (
+        f"QRS https://127.0.0.1:{port} as 'UserDirectory=INTERNAL; UserId=sa_api'" in result.stdout
+    )
     assert "Qlik Sense repository version 25.12.3.0" in result.stdout
-    assert any(line.startswith("professional") for line in result.stdout.splitlines())
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert [row[0] for row in rows if len(row) == 7 and row[1].isdigit()] == [
+        "professional",
+        "analyzer",
+    ]

@@ -17,6 +17,7 @@ from agent.qrs import (
     QrsError,
     QrsHttpError,
     QrsNotFoundError,
+    QrsProtocolError,
     QrsTimeout,
 )
 from agent.simulator import Simulator
@@ -140,3 +141,16 @@ def test_a_server_that_keeps_hanging_ends_in_a_timeout_error(
     assert "configQRS.readTimeout" in message and "gave up after 2 attempts" in message
     assert caught.value.attempts == 2
     assert sim.get_faults()["rules"][0]["fired"] == 2
+
+
+def test_malformed_json_is_a_protocol_error_not_retried(
+    make_client: Callable[..., QrsClient], sim: Simulator, sleeps: list[float]
+) -> None:
+    client = make_client()
+    sim.add_fault("GET /qrs/license/accesstypeoverview", "malformed", count=1)
+    with pytest.raises(QrsProtocolError) as caught:
+        client.access_type_overview()
+    assert "not valid JSON" in str(caught.value)
+    assert caught.value.status == 200 and len(caught.value.body_excerpt) <= 200
+    assert sleeps == []
+    assert sim.get_stats()["total"] == 1

@@ -106,18 +106,16 @@ def state(
     }
 
 
-def make_config(
+def config_text(
     release: str = DEFAULT_RELEASE,
     *,
     port: int = 4242,
     certs: CertPaths | None = None,
     state_dir: Path | None = None,
     agent: str = "",
-) -> AgentConfig:
-    """A config parsed from YAML text, exactly as a user's file is (unquoted yes/no included).
-
-    ``release`` is the body of ``licenseRelease``.
-    """
+) -> str:
+    """A config file's YAML text; ``release`` is the body of ``licenseRelease``, ``agent``
+    more ``licenseAgent`` keys."""
     cert_dir = certs.cert_dir if certs else Path("/nonexistent")
     text = textwrap.dedent(
         f"""
@@ -134,10 +132,15 @@ def make_config(
         """
     )
     if agent:
-        text += textwrap.indent(textwrap.dedent(agent), "    ")
+        text += textwrap.indent(textwrap.dedent(agent).strip("\n"), "    ") + "\n"
     text += "  qlikSenseLicense:\n    licenseRelease:\n"
     text += textwrap.indent(textwrap.dedent(release).strip("\n"), "      ") + "\n"
-    return parse_config(yaml.safe_load(text))
+    return text
+
+
+def make_config(release: str = DEFAULT_RELEASE, **options: Any) -> AgentConfig:
+    """A config parsed from YAML text, exactly as a user's file is (unquoted yes/no included)."""
+    return parse_config(yaml.safe_load(config_text(release, **options)))
 
 
 def release_block(
@@ -207,14 +210,21 @@ class ReleaseHarness:
     ) -> AgentConfig:
         """The config for this simulator; ``patch`` edits the parsed document (any section)."""
         assert self.sim is not None, "start the simulator first"
-        config = make_config(
-            release, port=self.sim.port, certs=self.certs, state_dir=self.tmp_path, agent=agent
-        )
+        config = make_config(release, **self.config_options(agent))
         if patch is None:
             return config
         data = config.model_dump(by_alias=True, mode="json")
         patch(data["Butler"])
         return parse_config(data)
+
+    def config_options(self, agent: str = "") -> dict[str, Any]:
+        assert self.sim is not None, "start the simulator first"
+        return {
+            "port": self.sim.port,
+            "certs": self.certs,
+            "state_dir": self.tmp_path,
+            "agent": agent,
+        }
 
     def run(
         self,

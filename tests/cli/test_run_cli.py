@@ -1,0 +1,97 @@
+"""``license-agent run``: what it refuses to start with, and a graceful stop on a signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.cli import main, run_cmd
+
+MONITOR = """\
+  qlikSenseLicense:
+    licenseMonitor:
+      enable: true
+      frequency: every 6 hours
+  licenseAgent:
+    destinations:
+      jsonl:
+        enable: true
+"""
+
+
+def test_run_with_missing_certificates_exits_2_naming_the_keys(
+    make_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "-c", str(make_config(MONITOR, certs="./missing"))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: 3 configuration problems in ")
+    assert "  - Butler.cert.clientCert: ./missing/client.pem (resolved to" in err
+    assert "Traceback" not in err
+
+
+def test_run_with_no_job_enabled_exits_2(
+    make_config: Callable[..., Path], cli_certs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "-c", str(make_config())]) == 2
+    assert (
+        "Butler.qlikSenseLicense: no job is enabled, so there is nothing to run; set"
+        " licenseMonitor.enable and/or licenseRelease.enable to true"
+    ) in capsys.readouterr().err
+
+
+def test_run_fails_clearly_when_a_job_function_is_missing(
+    make_config: Callable[..., Path],
+    cli_certs: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(run_cmd.JOB_TARGETS, "monitor", ("agent.monitor", "no_such_function"))
+    assert main(["run", "-c", str(make_config(MONITOR))]) == 1
+    assert capsys.readouterr().err == (
+        "error: the monitor job needs agent.monitor.no_such_function, which this installation"
+        " does not have; reinstall sense-license-agent\n"
+    )
+
+
+def test_the_real_job_functions_are_there() -> None:
+    for name in run_cmd.JOB_TARGETS:
+        assert callable(run_cmd.resolve_job(name))
+
+
+@pytest.mark.skipif(os.name == "nt", reason="os.kill(SIGTERM) terminates a Windows process")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_loop_gracefully_with_exit_0(
+    signum: int,
+    make_config: Callable[..., Path],
+    cli_certs: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    calls: list[tuple[str, Any]] = []
+    finished = threading.Event()
+
+    def fake_job(name: str) -> Callable[..., None]:
+        def job(config: Any, host: Any) -> None:
+            calls.append((name, config.license_monitor.frequency))
+            os.kill(os.getpid(), signum)  # as `kill` or Ctrl+C would, mid-run
+            finished.set()  # the run is allowed to end before the loop returns
+
+        return job
+
+    monkeypatch.setattr(run_cmd, "resolve_job", fake_job)
+    before = signal.getsignal(signum)
+
+    assert main(["run", "-c", str(make_config(MONITOR))]) == 0
+
+    assert calls == [("monitor", "every 6 hours")]  # the run at start
+    assert finished.is_set()
+    assert signal.getsignal(signum) == before  # handlers restored
+    err = capsys.readouterr().err
+    assert f"{signal.Signals(signum).name} received: stopping after the running jobs finish" in err
+    assert "run loop stopped" in err
