@@ -189,9 +189,9 @@ class NeverReleaseCustomProperty(_Strict):
 class NeverRelease(_Strict):
     user: Annotated[list[NeverReleaseUser], BeforeValidator(_none_to_list)] = []
     tag: Annotated[list[Text], BeforeValidator(_none_to_list)] = []
-    custom_property: Annotated[
-        list[NeverReleaseCustomProperty], BeforeValidator(_none_to_list)
-    ] = Field(default=[], alias="customProperty")
+    custom_property: Annotated[list[NeverReleaseCustomProperty], BeforeValidator(_none_to_list)] = (
+        Field(default=[], alias="customProperty")
+    )
     user_directory: Annotated[list[Text], BeforeValidator(_none_to_list)] = Field(
         default=[], alias="userDirectory"
     )
@@ -394,15 +394,13 @@ class ConfigQRS(_Model):
 
 
 _CERT_HINT = (
-    "exported from the QMC (Certificates > Export, PEM format) to"
-    r" C:\ProgramData\Qlik\Sense\Repository\Exported Certificates\.Local Certificates"
+    r"found on the Sense server in C:\ProgramData\Qlik\Sense\Repository\Exported Certificates"
+    r"\.Local Certificates (or exported in the QMC: Certificates > Export, PEM format)"
 )
 
 
 class Cert(_Model):
-    client_cert: Path = Field(
-        alias="clientCert", description=f"Path of client.pem, {_CERT_HINT}"
-    )
+    client_cert: Path = Field(alias="clientCert", description=f"Path of client.pem, {_CERT_HINT}")
     client_cert_key: Path = Field(
         alias="clientCertKey", description=f"Path of client_key.pem, {_CERT_HINT}"
     )
@@ -793,7 +791,10 @@ def resolve_path(value: str, context: Any) -> Path:
 def _interpolate(node: Any, path: str, problems: list[str], env: Mapping[str, str]) -> Any:
     """Replace ``${env:NAME}`` in every string; report unset variables by key path."""
     if isinstance(node, dict):
-        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), problems, env) for k, v in node.items()}
+        return {
+            k: _interpolate(v, f"{path}.{k}" if path else str(k), problems, env)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_interpolate(v, f"{path}[{i}]", problems, env) for i, v in enumerate(node)]
     if isinstance(node, str) and "${env:" in node:
@@ -1379,8 +1380,8 @@ def check_files(config: AgentConfig) -> list[str]:
             line = f"Butler.cert.{key}: {shown} {problem}"
             if problem == "not found":
                 line += (
-                    f"; copy {name} from {_EXPORT_FOLDER} on the Sense server (export it in the"
-                    " QMC first: Certificates > Export, PEM format) and point"
+                    f"; copy {name} from {_EXPORT_FOLDER} on the Sense server (or export the"
+                    " certificates in the QMC: Certificates > Export, PEM format) and point"
                     f" Butler.cert.{key} at it"
                 )
                 if PureWindowsPath(str(path)).drive and os.name != "nt":

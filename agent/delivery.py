@@ -220,3 +220,25 @@ class Delivery:
             except Exception as exc:
                 logger.warning("destination {} failed to close: {}", dest.name, exc)
         self.outbox.close()
+
+
+def flush_outbox(config: AgentConfig, host: PluginHost) -> DeliveryReport | None:
+    """Re-send what the outbox holds (at start and before a graceful stop). Never raises.
+
+    Returns ``None`` when the outbox cannot be opened (logged once).
+    """
+    try:
+        delivery = Delivery.from_config(config, host)
+    except Exception as exc:
+        logger.error("cannot open the outbox to deliver pending points: {}", exc)
+        return None
+    try:
+        if not delivery.outbox.count():
+            return DeliveryReport()
+        report = delivery.flush()
+        written = sum(d.written for d in report.destinations)
+        if written:
+            logger.info("delivered {} pending points from the outbox", written)
+        return report
+    finally:
+        delivery.close()

@@ -224,11 +224,15 @@ def _stderr(message: Any) -> None:
     sys.stderr.write(message)
 
 
-def setup_logging(config: AgentConfig | None, level: str | None = None) -> None:
+def setup_logging(
+    config: AgentConfig | None, level: str | None = None, *, console_only: bool = False
+) -> None:
     """Configure loguru for a command: stderr, plus the config's file; secrets masked.
 
     :param config: the loaded config, or ``None`` for commands that run without one.
     :param level: ``--log-level`` from the command line; wins over the config.
+    :param console_only: human-readable stderr only, no file and no JSON (``config check``
+        must not create the agent's log file).
     """
     chosen = resolve_level(config, level)
     settings = config.agent.logging if config is not None else None
@@ -239,8 +243,8 @@ def setup_logging(config: AgentConfig | None, level: str | None = None) -> None:
     logger.configure(patcher=_masker.patch)
     _patcher_installed.set()
     logger.remove()
-    to_file = settings is not None and settings.file is not None
-    json_lines = settings is not None and settings.json_lines
+    to_file = settings is not None and settings.file is not None and not console_only
+    json_lines = settings is not None and settings.json_lines and not console_only
     logger.add(
         _stderr,
         level=chosen,

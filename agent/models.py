@@ -318,6 +318,13 @@ def parse_qrs_time(value: Any) -> datetime | None:
     """
     if value is None:
         return None
+    if isinstance(value, str) and len(value) == 24 and value[10] == "T" and value[23] == "Z":
+        # QRS's own format, nearly every value: a release run parses 100,000s of them, and
+        # fromisoformat (Python 3.11+) is ten times faster than the general path below.
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass  # Python 3.10, or not a date: the general path decides
     if not isinstance(value, str) or not _TIME_RE.match(value.strip()):
         raise QrsDataError(f"not a QRS timestamp: {str(value)[:40]!r}")
     text = value.strip()

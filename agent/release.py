@@ -484,9 +484,9 @@ def limit_exceeded(results: Sequence[TypeResult]) -> str | None:
     if not over:
         return None
     return (
-        f"the run would release {' and '.join(over)}, more than licenseRelease.maxReleasesPerRun"
-        " allows; nothing was released. Check the rules and thresholds (license-agent release"
-        " --once --dry-run --explain), then raise the limit if this is intended"
+        f"the run would release {' and '.join(over)}: more than licenseRelease.maxReleasesPerRun"
+        " allows, so it released nothing. Check the rules and thresholds with"
+        " `license-agent release --once --dry-run --explain`, then raise the limit if intended"
     )
 
 
@@ -715,7 +715,12 @@ def run_release(
         result.aborted = why
         result.limit_tripped = True
         logger.error("release run on {}: {}", site.name, why)
-        hold_back(result.types, STEP_LIMIT, why)
+        hold_back(
+            result.types,
+            STEP_LIMIT,
+            "held back: this run would exceed licenseRelease.maxReleasesPerRun, so it"
+            " releases nothing",
+        )
 
     # 5. act.
     if dry:

@@ -40,17 +40,25 @@ DECISION_ORDER = {
 }
 
 
-def sorted_decisions(decisions: Sequence[AllocationDecision]) -> list[AllocationDecision]:
-    """Decisions in a stable, readable order: by type, decision, then owner."""
+def sorted_decisions(
+    decisions: Sequence[AllocationDecision], type_order: Sequence[str] = ()
+) -> list[AllocationDecision]:
+    """Decisions in a stable, readable order: by type (run order), decision, then owner."""
+    rank = {name: i for i, name in enumerate(type_order)}
     return sorted(
         decisions,
         key=lambda d: (
+            rank.get(d.allocation.license_type, len(rank)),
             d.allocation.license_type,
             DECISION_ORDER.get(d.decision, 99),
             d.allocation.owner.casefold(),
             d.allocation.id,
         ),
     )
+
+
+def _type_order(result: ReleaseResult) -> list[str]:
+    return [t.license_type for t in result.types]
 
 
 def report_document(result: ReleaseResult) -> dict[str, Any]:
@@ -68,7 +76,7 @@ def report_document(result: ReleaseResult) -> dict[str, Any]:
             "errors": list(result.errors),
             "events": len(result.events),
         },
-        "decisions": [d.to_dict() for d in sorted_decisions(result.decisions)],
+        "decisions": [d.to_dict() for d in sorted_decisions(result.decisions, _type_order(result))],
     }
 
 
@@ -164,7 +172,7 @@ def summary_text(result: ReleaseResult) -> str:
         if t.error:
             lines.append(f"! {t.license_type}: {t.error}")
     if result.aborted:
-        lines.append(f"! nothing was released: {result.aborted}")
+        lines.append(f"! run stopped: {result.aborted}")
     for error in result.errors:
         if not any(error == t.error for t in result.types):
             lines.append(f"! {error}")
@@ -174,7 +182,7 @@ def summary_text(result: ReleaseResult) -> str:
 def explain_text(result: ReleaseResult) -> str:
     """One row per allocation the run considered, with every reason."""
     rows = [["LICENSE TYPE", "DECISION", "USER", "NAME", "LAST USED", "DAYS", "REASONS"]]
-    for d in sorted_decisions(result.decisions):
+    for d in sorted_decisions(result.decisions, _type_order(result)):
         a = d.allocation
         last_used = format_qrs_time(a.last_used)[:10] if a.last_used else "never"
         owner = a.owner + (" (deleted)" if a.user is None else "")

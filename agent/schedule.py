@@ -467,6 +467,9 @@ class RunLoop:
         if not jobs:
             raise ValueError("the run loop has no jobs")
         for job in jobs:
+            # Armed from now, not from add_job: a fire time passed in between is not run
+            # right after the run at start.
+            job._schedule_next_run()
             logger.info(
                 "{}: {} ({}); next run {}",
                 job.name,

@@ -7,6 +7,8 @@ import sys
 import pytest
 from loguru import logger
 
+pytest_plugins = ["tests.fixtures_servers"]
+
 
 @pytest.fixture(autouse=True)
 def _loguru_to_current_stderr():

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from agent.cli.common import config_path, setup_logging_for
+from agent.cli.common import config_path
 from agent.config import (
     AgentConfig,
     check_files,
@@ -26,6 +26,7 @@ from agent.config import (
     json_schema,
     load_config,
 )
+from agent.logging import setup_logging
 from agent.plugins import PluginInfo, PluginLoadError, build_plugin_host
 from agent.schedule import Frequency, jobs_from_config
 
@@ -70,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_check(args: argparse.Namespace) -> int:
     path = Path(args.file) if args.file else config_path(args)
     config = load_config(path)  # a ConfigError ends in exit code 2 (agent.cli.main)
-    setup_logging_for(args, config)
+    setup_logging(config, level=args.log_level, console_only=True)
     try:
         host = build_plugin_host(config)
     except PluginLoadError as exc:  # strict plugin loading is part of the config

@@ -30,6 +30,7 @@ import requests
 import urllib3
 from influxdb_client import Point as InfluxPoint
 from influxdb_client import WritePrecision
+from loguru import logger
 
 from agent.hookspecs import hookimpl
 from agent.models import (
@@ -93,6 +94,10 @@ def _features(config: AgentConfig) -> frozenset[str]:
     if server is not None:
         enabled[FEATURE_SERVER_LICENSE] = server.destination.influx_db.enable
     return frozenset(name for name, on in enabled.items() if on)
+
+
+class _NotAllowed(DestinationError):
+    """403 on a /query statement: the user lacks the privilege (not a connection problem)."""
 
 
 class _InfluxBase:
@@ -201,6 +206,8 @@ class InfluxV1(_InfluxBase):
             response = self._request("GET", "/query", params={"q": q})
         else:
             response = self._request("POST", "/query", data={"q": q})
+        if response.status_code == 403:
+            raise _NotAllowed(self._http_error(response.status_code, response.text))
         if response.status_code >= 300:
             raise DestinationError(self._http_error(response.status_code, response.text))
         try:
@@ -224,15 +231,24 @@ class InfluxV1(_InfluxBase):
             return
         db = self.settings.db_name
         rp = self.settings.retention_policy
-        if db not in self._names(self._query("SHOW DATABASES")):
-            self._query(f"CREATE DATABASE {_quote_ident(db)}", "POST")
-        if rp.name not in self._names(
-            self._query(f"SHOW RETENTION POLICIES ON {_quote_ident(db)}")
-        ):
-            self._query(
-                f"CREATE RETENTION POLICY {_quote_ident(rp.name)} ON {_quote_ident(db)}"
-                f" DURATION {rp.duration} REPLICATION 1 DEFAULT",
-                "POST",
+        try:
+            if db not in self._names(self._query("SHOW DATABASES")):
+                self._query(f"CREATE DATABASE {_quote_ident(db)}", "POST")
+            if rp.name not in self._names(
+                self._query(f"SHOW RETENTION POLICIES ON {_quote_ident(db)}")
+            ):
+                self._query(
+                    f"CREATE RETENTION POLICY {_quote_ident(rp.name)} ON {_quote_ident(db)}"
+                    f" DURATION {rp.duration} REPLICATION 1 DEFAULT",
+                    "POST",
+                )
+        except _NotAllowed as exc:
+            # A write-only user may not inspect or create: write anyway, as the database
+            # usually exists; if it does not, the write says so.
+            logger.warning(
+                "InfluxDB user may not check or create database {}; writing anyway ({})",
+                db,
+                exc,
             )
         self._database_ready = True
 

@@ -199,7 +199,9 @@ class PrometheusDestination:
             if self._server is not None or self._start_failed:
                 return
             try:
-                server, thread = _serve(self._client, self.registry, self.host, self._requested_port)
+                server, thread = _serve(
+                    self._client, self.registry, self.host, self._requested_port
+                )
             except OSError as exc:
                 self._start_failed = True
                 logger.error(
@@ -289,7 +291,10 @@ class PrometheusDestination:
         self._seen_events[key] = None
         while len(self._seen_events) > SEEN_EVENTS_LIMIT:
             self._seen_events.popitem(last=False)
-        labels = {"license_type": point.tags.get("license_type", ""), "site": self._site(point.tags)}
+        labels = {
+            "license_type": point.tags.get("license_type", ""),
+            "site": self._site(point.tags),
+        }
         self.released.labels(**labels).inc()
         if point.fields.get("quarantined") is True:
             self.release_quarantined.labels(**labels).inc()

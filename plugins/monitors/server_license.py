@@ -119,10 +119,9 @@ def server_license_status(site_license: Mapping[str, Any], now: datetime) -> Ser
     expiry = parse_valid_to(key_details)
     days = days_until(expiry, now) if expiry is not None else None
     is_expired = site_license.get("isExpired")
-    if isinstance(is_expired, bool):
-        expired = is_expired  # QRS's own verdict, which knows about grace periods
-    else:
-        expired = expiry is not None and expiry <= now
+    # QRS's own verdict wins (it knows about grace periods); without one, the date decides.
+    computed = expiry is not None and expiry <= now
+    expired = is_expired if isinstance(is_expired, bool) else computed
     return ServerLicenseStatus(license_expired=expired, expiry=expiry, days_until_expiry=days)
 
 

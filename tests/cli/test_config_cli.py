@@ -152,6 +152,17 @@ def test_check_exit_codes_for_missing_certificates(
     assert "The config is invalid: 3 files are missing or unusable." in capsys.readouterr().out
 
 
+def test_check_does_not_create_the_log_file(
+    make_config: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = make_config(
+        "  licenseAgent:\n    logging:\n      file: logs/agent.log\n      json: true\n"
+    )
+    assert main(["config", "check", str(path)]) == 0
+    assert not (tmp_path / "logs").exists()
+    assert capsys.readouterr().out.rstrip().endswith("The config is valid.")
+
+
 def test_check_with_real_certificates_is_clean(
     make_config: Callable[..., Path], cli_certs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

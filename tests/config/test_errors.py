@@ -58,14 +58,15 @@ CASES = [
         "  configQRS:\n    host: h\n  qlikSenseLicense:\n    licenseRelease:\n      enable: yes\n",
         "Butler.cert: required key is missing; needed because qlikSenseLicense.licenseRelease is"
         " enabled: add clientCert, clientCertKey and clientCertCA, the paths of client.pem,"
-        " client_key.pem and root.pem exported from the QMC …",
+        " client_key.pem and root.pem found on the Sense server in C:\\ProgramData\\Qlik…",
     ),
     (
         "cert-key-missing",
         "  cert:\n    clientCert: a.pem\n    clientCertCA: c.pem\n",
-        "Butler.cert.clientCertKey: required key is missing; path of client_key.pem, exported"
-        " from the QMC (Certificates > Export, PEM format) to C:\\ProgramData\\Qlik\\Sense\\"
-        "Repository\\Exported Certificates\\.Local Certificates",
+        "Butler.cert.clientCertKey: required key is missing; path of client_key.pem, found on"
+        " the Sense server in C:\\ProgramData\\Qlik\\Sense\\Repository\\Exported"
+        " Certificates\\.Local Certificates (or exported in the QMC: Certificates > Export, PEM"
+        " format)",
     ),
     (
         "cert-not-a-section",

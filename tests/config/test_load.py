@@ -496,8 +496,9 @@ def test_missing_certificates_name_the_key_both_paths_and_the_qmc_export(
     problems = check_files(load_config(path))
     assert problems == [
         f"Butler.cert.{key}: ./nowhere/{name} (resolved to {tmp_path / 'nowhere' / name}) not"
-        f" found; copy {name} from {WINDOWS_EXPORT} on the Sense server (export it in the QMC"
-        f" first: Certificates > Export, PEM format) and point Butler.cert.{key} at it"
+        f" found; copy {name} from {WINDOWS_EXPORT} on the Sense server (or export the"
+        " certificates in the QMC: Certificates > Export, PEM format) and point"
+        f" Butler.cert.{key} at it"
         for key, name in (
             ("clientCert", "client.pem"),
             ("clientCertKey", "client_key.pem"),

@@ -214,3 +214,20 @@ def test_from_config_uses_state_dir_and_max_rows(make_config, tmp_path):
     assert delivery.outbox.max_rows == 250
     assert [d.name for d in delivery.destinations] == ["jsonl"]
     delivery.close()
+
+
+def test_flush_outbox_delivers_what_a_previous_process_left(make_config, tmp_path):
+    from agent.delivery import flush_outbox
+    from agent.plugins import build_plugin_host
+
+    config = make_config(
+        {"licenseAgent": {"destinations": {"jsonl": {"enable": True, "path": "out.jsonl"}}}}
+    )
+    host = build_plugin_host(config)
+    Outbox(config.state_dir / "outbox.sqlite").add(
+        [("jsonl", monitor_point(1)), ("jsonl", monitor_point(2))]
+    )
+    report = flush_outbox(config, host)
+    assert report is not None and report.destinations[0].written == 2
+    assert len((tmp_path / "out.jsonl").read_text("utf-8").splitlines()) == 2
+    assert flush_outbox(config, host).destinations == []  # nothing pending: no destination touched

@@ -373,3 +373,17 @@ def test_release_events_keep_their_fields(make_config):
         "qlik_sense_license_release,license_type=professional,user=ACME\\user1 "
         f'allocation_id="id-1",days_since_last_use=41,quarantined=false {time_to_ns(release_point(1).time)}'
     ]
+
+
+def test_v1_write_only_user_writes_without_creating(make_config, requests_mock):
+    denied = '{"error":"error authorizing query: writer not authorized to execute statement, requires admin privilege"}'
+    requests_mock.get("http://influx.example:8086/query", status_code=403, text=denied)
+    write = requests_mock.post("http://influx.example:8086/write", status_code=204)
+    settings = influx_settings(make_config, hostIP="influx.example")
+    dest = make_destination(settings, MONITOR)
+    dest.write([monitor_point(1)])
+    dest.write([monitor_point(2)])
+    assert write.call_count == 2
+    assert (
+        len([r for r in requests_mock.request_history if r.path == "/query"]) == 1
+    )  # not re-tried

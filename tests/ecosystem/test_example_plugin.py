@@ -73,7 +73,9 @@ def webhook_plugin(webhook_plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -
     sys.modules.pop("sla_webhook_plugin", None)
 
 
-def run_cli(site_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    site_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k != "LICENSE_AGENT_CONFIG"}
     environment["PYTHONPATH"] = os.pathsep.join([str(site_dir), str(REPO)])
     environment.update(env or {})
@@ -280,7 +282,11 @@ def test_release_with_the_example_rules_and_webhook(webhook_plugin, sim, sim_con
         delivery.close()
 
     by_user = {d.allocation.owner: d for d in result.decisions}
-    kept = {u: [(r.rule, r.reason) for r in d.reasons] for u, d in by_user.items() if d.decision is Decision.KEPT}
+    kept = {
+        u: [(r.rule, r.reason) for r in d.reasons]
+        for u, d in by_user.items()
+        if d.decision is Decision.KEPT
+    }
     assert kept == {
         "ACME\\svc_backup": [("protect_name_pattern", "name matches 'acme\\\\svc_*'")],
         "ACME\\boss": [("protect_user_attribute", "user attribute group=QLIK ADMINS")],
@@ -290,7 +296,11 @@ def test_release_with_the_example_rules_and_webhook(webhook_plugin, sim, sim_con
 
     # The simulator really lost exactly those allocations ...
     remaining = sim.dump_state()
-    left = {a["id"] for kind in ("professionalaccesstype", "analyzeraccesstype") for a in remaining[kind]}
+    left = {
+        a["id"]
+        for kind in ("professionalaccesstype", "analyzeraccesstype")
+        for a in remaining[kind]
+    }
     assert left == {_aid(1), _aid(2)}
     # ... and the webhook got one event per release, with the configured header.
     events = sorted(receiver.events, key=lambda e: e["user"])
@@ -336,3 +346,47 @@ def test_events_the_webhook_refused_are_sent_again(webhook_plugin, make_config, 
     finally:
         delivery.close()
     assert [e["allocation_id"] for e in receiver.events] == [_aid(9)]
+
+
+# --------------------------------------------------------------------------- the pieces
+
+
+def test_parse_user_reads_the_attributes_rules_can_use():
+    from agent.models import QrsDataError, UserAttribute, parse_user
+
+    base = {"id": _uid(1), "userDirectory": "ACME", "userId": "boss"}
+    user = parse_user(
+        {**base, "attributes": [{"attributeType": "Group", "attributeValue": "Qlik Admins"}]}
+    )
+    assert user.attributes == (UserAttribute("Group", "Qlik Admins"),)
+    assert parse_user({**base, "attributes": None}).attributes == ()
+    assert parse_user(base).attributes == ()
+    for bad in ("Group", [{"attributeValue": "x"}], [42]):
+        with pytest.raises(QrsDataError, match="attribute"):
+            parse_user({**base, "attributes": bad})
+
+
+def test_the_example_rules_judge_deleted_users_by_owner_only(webhook_plugin):
+    import sla_webhook_plugin as example
+
+    from agent.models import Allocation, Candidate, User, UserAttribute, UserRef
+
+    def candidate(n: int, user: User | None) -> Candidate:
+        ref = UserRef(user.id, user.user_directory, user.user_id, user.name) if user else None
+        allocation = Allocation(
+            id=_aid(n),
+            license_type="professional",
+            user=ref,
+            created=NOW - timedelta(days=300),
+            last_used=NOW - timedelta(days=90),
+            deleted_user_directory="" if user else "ACME",
+            deleted_user_id="" if user else "svc_gone",
+        )
+        return Candidate(allocation, user, 90)
+
+    admins = User(_uid(2), "ACME", "boss", attributes=(UserAttribute("Group", "Qlik Admins"),))
+    batch = [candidate(1, None), candidate(2, admins), candidate(3, User(_uid(3), "ACME", "x"))]
+    by_name = example.name_pattern_judge(["ACME\\svc_*"])(batch)
+    assert by_name == {_aid(1): "name matches 'ACME\\\\svc_*'"}
+    by_attribute = example.attribute_judge([("group", "qlik admins")])(batch)
+    assert by_attribute == {_aid(2): "user attribute group=qlik admins"}

@@ -44,11 +44,44 @@ SAMPLE_OVERVIEW = {
     "totalTokens": 100,
     "availableTokens": 40,
     "tokensEnabled": True,
-    "userAccess": {"enabled": True, "tokenCost": 1, "allocatedTokens": 3, "usedTokens": 2, "quarantinedTokens": 1},
-    "loginAccess": {"enabled": True, "tokenCost": 0.1, "allocatedTokens": 10, "usedTokens": 4, "unavailableTokens": 0},
-    "professionalAccess": {"enabled": True, "total": 25, "allocated": 5, "used": 0, "quarantined": 0, "excess": 0, "available": 20},
-    "analyzerAccess": {"enabled": True, "total": 25, "allocated": 4, "used": 0, "quarantined": 0, "excess": 0, "available": 21},
-    "analyzerTimeAccess": {"enabled": True, "allocatedMinutes": 700, "usedMinutes": 0, "unavailableMinutes": 0},
+    "userAccess": {
+        "enabled": True,
+        "tokenCost": 1,
+        "allocatedTokens": 3,
+        "usedTokens": 2,
+        "quarantinedTokens": 1,
+    },
+    "loginAccess": {
+        "enabled": True,
+        "tokenCost": 0.1,
+        "allocatedTokens": 10,
+        "usedTokens": 4,
+        "unavailableTokens": 0,
+    },
+    "professionalAccess": {
+        "enabled": True,
+        "total": 25,
+        "allocated": 5,
+        "used": 0,
+        "quarantined": 0,
+        "excess": 0,
+        "available": 20,
+    },
+    "analyzerAccess": {
+        "enabled": True,
+        "total": 25,
+        "allocated": 4,
+        "used": 0,
+        "quarantined": 0,
+        "excess": 0,
+        "available": 21,
+    },
+    "analyzerTimeAccess": {
+        "enabled": True,
+        "allocatedMinutes": 700,
+        "usedMinutes": 0,
+        "unavailableMinutes": 0,
+    },
     "schemaPath": "AccessTypeOverview",
 }
 
@@ -84,7 +117,9 @@ def agent_points(now: datetime = NOW) -> list[Point]:
 def server_license_settings() -> Any:
     from agent.config import parse_config
 
-    config = parse_config({"Butler": {"qlikSenseLicense": {"serverLicenseMonitor": {"enable": True}}}})
+    config = parse_config(
+        {"Butler": {"qlikSenseLicense": {"serverLicenseMonitor": {"enable": True}}}}
+    )
     return config.server_license_monitor
 
 
@@ -189,7 +224,9 @@ def test_influx_dashboard_queries_name_only_what_the_agent_writes():
         known = schema[measurement]["fields"] | schema[measurement]["tags"]
         unknown = identifiers - known
         assert not unknown, f"{query!r}: {sorted(unknown)} not written to {measurement}"
-        assert words <= INFLUXQL_WORDS, f"{query!r}: unexpected words {sorted(words - INFLUXQL_WORDS)}"
+        assert words <= INFLUXQL_WORDS, (
+            f"{query!r}: unexpected words {sorted(words - INFLUXQL_WORDS)}"
+        )
         used.setdefault(measurement, set()).update(identifiers)
         for operator, literal in license_type_literals(query):
             body = literal[1:-1]
@@ -203,7 +240,9 @@ def test_influx_dashboard_queries_name_only_what_the_agent_writes():
     assert set(used) == {MEASUREMENT_LICENSE, MEASUREMENT_RELEASE, MEASUREMENT_SERVER_LICENSE}
     assert {"allocated", "used", "available", "quarantined", "total"} <= used[MEASUREMENT_LICENSE]
     assert {"days_since_last_use", "license_type"} <= used[MEASUREMENT_RELEASE]
-    assert {"days_until_expiry", "license_expired", "expiry_date"} <= used[MEASUREMENT_SERVER_LICENSE]
+    assert {"days_until_expiry", "license_expired", "expiry_date"} <= used[
+        MEASUREMENT_SERVER_LICENSE
+    ]
 
 
 def test_the_checker_rejects_names_the_agent_does_not_write():
@@ -212,7 +251,9 @@ def test_the_checker_rejects_names_the_agent_does_not_write():
     measurement, identifiers, words = influxql_names(
         'SELECT last("alocated") FROM "qlik_sense_license" WHERE $timeFilter GROUP BY "license_type"'
     )
-    assert identifiers - (schema[measurement]["fields"] | schema[measurement]["tags"]) == {"alocated"}
+    assert identifiers - (schema[measurement]["fields"] | schema[measurement]["tags"]) == {
+        "alocated"
+    }
     assert influxql_names('SELECT "x" FROM "qlik_sense_licence"')[0] not in schema
     assert "median" in influxql_names('SELECT median("used") FROM "qlik_sense_license"')[2]
 
@@ -362,7 +403,9 @@ def own_influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def grafana_influxql(query: str, license_type: str = "professional") -> str:
     """The query as Grafana would send it for a 2026 time range."""
     return (
-        query.replace("$timeFilter", "time >= '2026-01-01T00:00:00Z' AND time <= '2027-01-01T00:00:00Z'")
+        query.replace(
+            "$timeFilter", "time >= '2026-01-01T00:00:00Z' AND time <= '2027-01-01T00:00:00Z'"
+        )
         .replace("$__interval", "1h")
         .replace("$license_type", license_type)
     )
@@ -402,7 +445,9 @@ def test_influx_dashboard_queries_return_the_agents_data(request, tmp_path):
             series = result.get("series", [])
             values = [v for s in series for row in s["values"] for v in row[1:] if v is not None]
             assert values, f"no data for {sent!r}"
-        tag_values = client.rows(grafana_influxql(influx_queries(load(INFLUX_DASHBOARD))[-1]), database)
+        tag_values = client.rows(
+            grafana_influxql(influx_queries(load(INFLUX_DASHBOARD))[-1]), database
+        )
         assert {r["value"] for r in tag_values} == {"professional", "analyzer"}
     finally:
         destination.close()
@@ -426,7 +471,9 @@ def test_prometheus_dashboard_queries_return_the_agents_data(prometheus_server):
             )
             # increase() needs two scrapes; the gauges need one.
             assert server.wait_for(sent, timeout=10), sent
-        assert server.label_values("site", 'qlik_sense_license_total{site="grafana"}') == ["grafana"]
+        assert server.label_values("site", 'qlik_sense_license_total{site="grafana"}') == [
+            "grafana"
+        ]
         types = server.label_values(
             "license_type", 'qlik_sense_license_total{license_type=~"professional|analyzer"}'
         )

@@ -86,18 +86,30 @@ def test_license_points_become_gauges_per_type_and_field(destination):
     key = ("qlik_sense_license_allocated_minutes", (("license_type", "analyzer_capacity"), site))
     assert samples[key] == 700
     # Static tags such as env are not labels: series stay stable when tags change.
-    assert all(dict(labels).keys() <= {"license_type", "site", "job_name", "result"} for _, labels in samples)
+    assert all(
+        dict(labels).keys() <= {"license_type", "site", "job_name", "result"}
+        for _, labels in samples
+    )
 
     destination.write([license_point("professional", {"total": 30.0})])
-    assert scrape(destination)[("qlik_sense_license_total", (("license_type", "professional"), site))] == 30
+    assert (
+        scrape(destination)[("qlik_sense_license_total", (("license_type", "professional"), site))]
+        == 30
+    )
 
 
 def test_site_label_comes_from_the_points_site_tag(destination):
     destination.write([license_point("professional", {"total": 1.0}, site="emea")])
     destination.write([license_point("professional", {"total": 2.0}, site="apac")])
     samples = scrape(destination)
-    assert samples[("qlik_sense_license_total", (("license_type", "professional"), ("site", "emea")))] == 1
-    assert samples[("qlik_sense_license_total", (("license_type", "professional"), ("site", "apac")))] == 2
+    assert (
+        samples[("qlik_sense_license_total", (("license_type", "professional"), ("site", "emea")))]
+        == 1
+    )
+    assert (
+        samples[("qlik_sense_license_total", (("license_type", "professional"), ("site", "apac")))]
+        == 2
+    )
 
 
 def test_release_events_count_once_even_when_redelivered(destination):
@@ -110,7 +122,10 @@ def test_release_events_count_once_even_when_redelivered(destination):
     destination.write(events[:2])  # the outbox re-sends after a failure elsewhere
     samples = scrape(destination)
     site = ("site", "sense1.example.com")
-    assert samples[("qlik_sense_license_released_total", (("license_type", "professional"), site))] == 2
+    assert (
+        samples[("qlik_sense_license_released_total", (("license_type", "professional"), site))]
+        == 2
+    )
     assert samples[("qlik_sense_license_released_total", (("license_type", "analyzer"), site))] == 1
     key = ("qlik_sense_license_release_quarantined_total", (("license_type", "professional"), site))
     assert samples[key] == 1
@@ -133,8 +148,18 @@ def test_job_results_and_qrs_errors(destination):
     destination.record_job_result("license_release", ok=True, finished=later)
     destination.record_qrs_errors(2)
     samples = scrape(destination)
-    assert samples[("license_agent_last_success_timestamp_seconds", (("job_name", "license_monitor"),))] == NOW.timestamp()
-    assert samples[("license_agent_last_success_timestamp_seconds", (("job_name", "license_release"),))] == later.timestamp()
+    assert (
+        samples[
+            ("license_agent_last_success_timestamp_seconds", (("job_name", "license_monitor"),))
+        ]
+        == NOW.timestamp()
+    )
+    assert (
+        samples[
+            ("license_agent_last_success_timestamp_seconds", (("job_name", "license_release"),))
+        ]
+        == later.timestamp()
+    )
     runs = "license_agent_job_runs_total"
     assert samples[(runs, (("job_name", "license_monitor"), ("result", "failure")))] == 1
     assert samples[(runs, (("job_name", "license_monitor"), ("result", "success")))] == 1
@@ -149,7 +174,9 @@ def test_two_destinations_side_by_side_keep_their_own_numbers():
         second.write([license_point("professional", {"total": 20.0})])
         assert first.port != second.port
         assert [v for (n, _), v in scrape(first).items() if n == "qlik_sense_license_total"] == [10]
-        assert [v for (n, _), v in scrape(second).items() if n == "qlik_sense_license_total"] == [20]
+        assert [v for (n, _), v in scrape(second).items() if n == "qlik_sense_license_total"] == [
+            20
+        ]
     finally:
         first.close()
         second.close()
@@ -234,14 +261,16 @@ def host_with_prometheus() -> PluginHost:
     return host
 
 
-def test_hook_gives_a_destination_only_when_enabled(make_config, qrs_keys):
+def test_sla_destinations_gives_a_destination_only_when_enabled(make_config, qrs_keys):
     host = host_with_prometheus()
     assert host.destinations(make_config()) == []
     config = make_config(
         {
             **qrs_keys(host="qs1.example.com"),
             "licenseAgent": {
-                "destinations": {"prometheus": {"enable": True, "port": 0, "features": ["server_license"]}}
+                "destinations": {
+                    "prometheus": {"enable": True, "port": 0, "features": ["server_license"]}
+                }
             },
         }
     )
@@ -250,12 +279,14 @@ def test_hook_gives_a_destination_only_when_enabled(make_config, qrs_keys):
     try:
         assert dest.features == frozenset({"server_license"})
         dest.write([SERVER_POINT])
-        assert scrape(dest)[("qlik_sense_server_license_expired", (("site", "qs1.example.com"),))] == 0
+        assert (
+            scrape(dest)[("qlik_sense_server_license_expired", (("site", "qs1.example.com"),))] == 0
+        )
     finally:
         dest.close()
 
 
-def test_missing_extra_is_a_clear_config_error(make_config, monkeypatch):
+def test_sla_configure_reports_a_missing_extra_clearly(make_config, monkeypatch):
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import now fails
     config = make_config({"licenseAgent": {"destinations": {"prometheus": {"enable": True}}}})
     with pytest.raises(ConfigError) as info:
@@ -363,10 +394,14 @@ def test_monitor_and_release_runs_reach_a_real_prometheus(sim, sim_config, prome
 
         server = prometheus_server
         mine = f'site="{site.name}"'
-        health = server.wait_for('license_agent_last_success_timestamp_seconds{job_name="license_release"}')
+        health = server.wait_for(
+            'license_agent_last_success_timestamp_seconds{job_name="license_release"}'
+        )
         assert float(health[0]["value"][1]) == finished.timestamp()
         totals = server.wait_for(f"qlik_sense_license_total{{{mine}}}")
-        overview = {p.tags["license_type"]: p.fields for p in monitored.points if "license_type" in p.tags}
+        overview = {
+            p.tags["license_type"]: p.fields for p in monitored.points if "license_type" in p.tags
+        }
         assert {r["metric"]["license_type"]: float(r["value"][1]) for r in totals} == {
             name: fields["total"] for name, fields in overview.items() if "total" in fields
         }
@@ -376,7 +411,9 @@ def test_monitor_and_release_runs_reach_a_real_prometheus(sim, sim_config, prome
         )
         assert {r["metric"]["license_type"]: float(r["value"][1]) for r in counted} == expected
         days = server.wait_for(f"qlik_sense_server_license_days_until_expiry{{{mine}}}")
-        (server_point,) = [p for p in monitored.points if p.measurement == MEASUREMENT_SERVER_LICENSE]
+        (server_point,) = [
+            p for p in monitored.points if p.measurement == MEASUREMENT_SERVER_LICENSE
+        ]
         assert float(days[0]["value"][1]) == server_point.fields["days_until_expiry"]
     finally:
         delivery.close()

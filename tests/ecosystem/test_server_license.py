@@ -92,9 +92,7 @@ def test_uninterpretable_license_objects_raise(bad):
 
 
 def test_point_keeps_butler_names_with_fixed_values():
-    status = sl.server_license_status(
-        {"keyDetails": SIMULATOR_STYLE, "isExpired": False}, NOW
-    )
+    status = sl.server_license_status({"keyDetails": SIMULATOR_STYLE, "isExpired": False}, NOW)
     point = sl.server_license_point(status, {"env": "prod"}, NOW)
     assert point.measurement == MEASUREMENT_SERVER_LICENSE == "qlik_sense_server_license"
     assert point.feature == FEATURE_SERVER_LICENSE
@@ -133,7 +131,9 @@ def _collector(make_config, qrs_keys, monitor: dict) -> tuple[MetricCollector, o
     config = make_config(
         {
             **qrs_keys(),
-            "influxDb": {"tag": {"static": [{"name": "env", "value": "prod"}, {"name": "dc", "value": "a"}]}},
+            "influxDb": {
+                "tag": {"static": [{"name": "env", "value": "prod"}, {"name": "dc", "value": "a"}]}
+            },
             "qlikSenseLicense": {"serverLicenseMonitor": monitor},
         }
     )
@@ -177,7 +177,7 @@ def test_collector_tags_feature_tags_win_over_influx_tags(collector_for):
     assert point.tags == {"env": "prod", "dc": "b"}
 
 
-def test_collector_is_registered_only_when_enabled(make_config):
+def test_sla_metric_collectors_registers_only_when_enabled(make_config):
     host = PluginHost()
     host._register(sl, "server_license", "built-in")
     assert host.metric_collectors(make_config()) == []

@@ -132,7 +132,7 @@ def test_safety_limit_exits_non_zero(
     code = main(["release", "--once", "--config", str(config)])
     out = capsys.readouterr().out
     assert code == 1
-    assert "nothing was released" in out and "maxReleasesPerRun" in out
+    assert "released nothing" in out and "maxReleasesPerRun" in out
     assert harness.requests("DELETE") == 0 and len(harness.remaining()) == 3
 
 

@@ -1,0 +1,537 @@
+"""The release journal: every DELETE is recorded before it is sent and after it is answered.
+
+A release run that is killed (SIGKILL, power loss, a crash) between sending a DELETE and
+handing its release event to the outbox would otherwise leave no trace of a release that did
+happen. :class:`SqliteJournal` implements :class:`agent.release.ReleaseJournal` in a small
+SQLite file per site in the agent's state folder (WAL mode; an intent is committed with
+``synchronous=FULL`` before its DELETE leaves the machine). Each row goes through these states::
+
+    intent --DELETE answered--> released | quarantined | already_gone | failed
+    intent | failed --recover()--> released | quarantined | not_released
+    intent | failed --a later run lists the allocation again--> superseded
+
+:meth:`SqliteJournal.recover` runs before every release run, under the site's release lock. It
+asks QRS about every DELETE whose outcome is unknown (``intent``: the agent died while it was in
+flight; ``failed``: QRS answered 5xx or the answer was lost, so it may have been applied):
+gone means it was released, ``quarantined: true`` means it was quarantined, still there means
+it was not released. When QRS cannot be reached the row stays pending for the next run. Then
+it hands every release event not yet handed over (a verified one, or one whose run died before
+delivering) to the delivery, with the intent's time as the event's time: a release event is
+deterministic, so one sent twice overwrites itself instead of counting twice. The delivery
+returned by :meth:`SqliteJournal.sink` marks events as handed over once the outbox holds them.
+
+A later run that lists an allocation with a pending intent proves that DELETE never happened
+(QRS still lists the allocation, not quarantined), so its new intent supersedes the old one:
+one release, one event, whichever run did it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from agent.lock import lock_path
+from agent.models import MEASUREMENT_RELEASE, Decision, Point, format_qrs_time, parse_qrs_time
+from agent.release import EventSink, JournalEntry, release_event
+
+UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+SCHEMA_VERSION = 1
+#: Finished rows are kept this long (for ``sqlite3`` inspection after an incident), then pruned.
+DEFAULT_KEEP_DAYS = 30
+
+# Row states.
+INTENT = "intent"
+RELEASED = "released"
+QUARANTINED = "quarantined"
+ALREADY_GONE = "already_gone"
+FAILED = "failed"
+NOT_RELEASED = "not_released"
+SUPERSEDED = "superseded"
+#: States whose DELETE may or may not have been applied: recover() asks QRS.
+UNRESOLVED = (INTENT, FAILED)
+#: States that produce a release event.
+EVENT_STATES = (RELEASED, QUARANTINED)
+
+_OUTCOME_STATES = {
+    Decision.RELEASED: RELEASED,
+    Decision.QUARANTINED: QUARANTINED,
+    Decision.ALREADY_GONE: ALREADY_GONE,
+    Decision.FAILED: FAILED,
+}
+
+
+class JournalError(RuntimeError):
+    """The journal file cannot be opened or used (permissions, disk full, newer schema)."""
+
+
+def journal_path(state_dir: Path, site: str) -> Path:
+    """The journal of ``site``, beside its release lock: ``release-<site>.journal.sqlite``."""
+    return lock_path(state_dir, site).with_suffix(".journal.sqlite")
+
+
+def _to_us(moment: datetime) -> int:
+    # Integer microseconds: the event time must come back exactly, or a re-sent event would
+    # not overwrite the first one.
+    return (moment.astimezone(UTC) - _EPOCH) // _MICROSECOND
+
+
+def _from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+@dataclass(frozen=True)
+class JournalRecord:
+    """One row of the journal: the DELETE's entry, what became of it, and its event."""
+
+    row_id: int
+    entry: JournalEntry
+    state: str
+    detail: str
+    event_sent: bool
+
+    @property
+    def unresolved(self) -> bool:
+        return self.state in UNRESOLVED
+
+
+@dataclass
+class RecoveryReport:
+    """What :meth:`SqliteJournal.recover` found and did."""
+
+    #: DELETEs whose outcome was unknown and that QRS shows were applied (freed / quarantined).
+    released: int = 0
+    quarantined: int = 0
+    #: DELETEs whose outcome was unknown and that QRS shows were not applied.
+    not_released: int = 0
+    #: Still unknown: QRS could not be asked; tried again before the next run.
+    pending: int = 0
+    #: Release events handed to the delivery (verified ones and ones a dead run left behind).
+    events: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.released or self.quarantined or self.not_released or self.events)
+
+
+class SqliteJournal:
+    """A :class:`~agent.release.ReleaseJournal` in one SQLite file. Thread-safe.
+
+    :param path: the file (created with its folder if missing), or ``":memory:"``.
+    :param keep_days: finished rows older than this are deleted by :meth:`prune`.
+    :param clock: the time source for the rows' ``updated`` column and pruning.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        keep_days: int = DEFAULT_KEEP_DAYS,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.path = None if str(path) == ":memory:" else Path(path)
+        self.keep_days = keep_days
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._lock = threading.Lock()
+        try:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                str(path), timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(
+                f"cannot open the release journal {path}: {exc} (check"
+                " Butler.licenseAgent.stateDir: the folder must be writable)"
+            ) from None
+
+    @classmethod
+    def for_site(cls, state_dir: Path, site: str, **options: Any) -> SqliteJournal:
+        """The journal of one site in the agent's state folder."""
+        return cls(journal_path(state_dir, site), **options)
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"the release journal {self.path} was written by a newer version of the agent"
+                f" (schema {version}, this one knows {SCHEMA_VERSION}); upgrade the agent"
+            )
+        if version < 1:
+            self._db.executescript(
+                """
+                BEGIN;
+                CREATE TABLE IF NOT EXISTS release_journal (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    site TEXT NOT NULL,
+                    license_type TEXT NOT NULL,
+                    resource TEXT NOT NULL,
+                    allocation_id TEXT NOT NULL,
+                    user TEXT NOT NULL,
+                    days_since_last_use INTEGER NOT NULL,
+                    last_used TEXT,
+                    at_us INTEGER NOT NULL,       -- the intent's time = the event's time
+                    at TEXT NOT NULL,             -- the same, readable
+                    state TEXT NOT NULL,
+                    detail TEXT NOT NULL DEFAULT '',
+                    event_sent INTEGER NOT NULL DEFAULT 0,
+                    updated TEXT NOT NULL
+                );
+                CREATE INDEX IF NOT EXISTS release_journal_by_state
+                    ON release_journal (state, event_sent);
+                CREATE INDEX IF NOT EXISTS release_journal_by_allocation
+                    ON release_journal (allocation_id COLLATE NOCASE, license_type);
+                PRAGMA user_version = 1;
+                COMMIT;
+                """
+            )
+
+    # ----------------------------------------------------------------- ReleaseJournal
+
+    def intent(self, entry: JournalEntry) -> None:
+        """Record a DELETE about to be sent; durable (fsync) before this returns.
+
+        An older unresolved intent for the same allocation is superseded: the run that
+        calls this has just seen QRS list the allocation, unquarantined, so that older
+        DELETE was not applied.
+        """
+        now = self._now_text()
+        with self._lock:
+            self._write(
+                [
+                    (
+                        "UPDATE release_journal SET state = ?, detail = ?, updated = ?"
+                        " WHERE allocation_id = ? COLLATE NOCASE AND license_type = ?"
+                        f" AND state IN ({_marks(UNRESOLVED)})",
+                        (
+                            SUPERSEDED,
+                            "QRS listed the allocation again: this DELETE was not applied",
+                            now,
+                            entry.allocation_id,
+                            entry.license_type,
+                            *UNRESOLVED,
+                        ),
+                    ),
+                    (
+                        "INSERT INTO release_journal (site, license_type, resource,"
+                        " allocation_id, user, days_since_last_use, last_used, at_us, at,"
+                        " state, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            entry.site,
+                            entry.license_type,
+                            entry.resource,
+                            entry.allocation_id,
+                            entry.user,
+                            int(entry.days_since_last_use),
+                            format_qrs_time(entry.last_used) if entry.last_used else None,
+                            _to_us(entry.at),
+                            entry.at.astimezone(UTC).isoformat(),
+                            INTENT,
+                            now,
+                        ),
+                    ),
+                ],
+                durable=True,
+            )
+
+    def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> None:
+        """Record what the DELETE did. A ``failed`` one stays to be verified by recover()."""
+        state = _OUTCOME_STATES.get(decision)
+        if state is None:
+            raise ValueError(f"not a DELETE outcome: {decision!r}")
+        with self._lock:
+            # Not fsynced: losing this on power loss only means recover() asks QRS again.
+            self._write(
+                [
+                    (
+                        "UPDATE release_journal SET state = ?, detail = ?, updated = ?"
+                        " WHERE allocation_id = ? AND license_type = ? AND at_us = ?"
+                        " AND state = ?",
+                        (
+                            state,
+                            detail[:500],
+                            self._now_text(),
+                            entry.allocation_id,
+                            entry.license_type,
+                            _to_us(entry.at),
+                            INTENT,
+                        ),
+                    )
+                ],
+                durable=False,
+            )
+
+    # ----------------------------------------------------------------- events
+
+    def sink(self, delivery: EventSink) -> JournaledSink:
+        """``delivery`` wrapped so that the journal learns which release events it accepted."""
+        return JournaledSink(delivery, self)
+
+    def mark_events(self, points: Sequence[Point]) -> int:
+        """Note that these release events are in the outbox; returns the rows marked."""
+        keys = [
+            (str(p.fields.get("allocation_id", "")), str(p.tags.get("license_type", "")), _to_us(p.time))
+            for p in points
+            if p.measurement == MEASUREMENT_RELEASE
+        ]
+        if not keys:
+            return 0
+        with self._lock:
+            return self._write(
+                [
+                    (
+                        "UPDATE release_journal SET event_sent = 1 WHERE allocation_id = ?"
+                        " COLLATE NOCASE AND license_type = ? AND at_us = ?",
+                        key,
+                    )
+                    for key in keys
+                ],
+                durable=False,
+            )
+
+    # ----------------------------------------------------------------- recovery
+
+    def needs_recovery(self) -> bool:
+        """Whether some DELETE's outcome is unknown or some release event was not handed over."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT COUNT(*) FROM release_journal WHERE state IN ({_marks(UNRESOLVED)})"
+                f" OR (state IN ({_marks(EVENT_STATES)}) AND event_sent = 0)",
+                (*UNRESOLVED, *EVENT_STATES),
+            ).fetchone()
+        return bool(row[0])
+
+    def recover(
+        self,
+        qrs: Any,
+        delivery: EventSink | None,
+        static_tags: Mapping[str, str] | None = None,
+    ) -> RecoveryReport:
+        """Settle what an interrupted or failed run left behind. Never raises.
+
+        :param qrs: a client with ``get_allocation(resource, id)`` (``None`` on 404).
+        :param delivery: where the release events go; ``None`` (a dry run) keeps them for later.
+        :param static_tags: the site's static tags for release events (as the run adds them).
+        """
+        report = RecoveryReport()
+        try:
+            self._verify(qrs, report)
+            if delivery is not None:
+                self._send_events(delivery, static_tags or {}, report)
+            self.prune()
+        except Exception as exc:  # the journal file broke: the run itself will report it too
+            report.errors.append(f"release journal recovery failed: {type(exc).__name__}: {exc}")
+            logger.error("{}", report.errors[-1])
+        if report.changed:
+            logger.warning(
+                "release journal: an earlier run was interrupted or could not confirm its"
+                " deletes; QRS shows {} of them released, {} quarantined, {} not released;"
+                " {} release event(s) handed to delivery",
+                report.released,
+                report.quarantined,
+                report.not_released,
+                report.events,
+            )
+        return report
+
+    def _verify(self, qrs: Any, report: RecoveryReport) -> None:
+        from agent.qrs import QrsAuthError, QrsConnectionError, QrsTimeout, QrsTlsError
+
+        unreachable = (QrsConnectionError, QrsTimeout, QrsTlsError, QrsAuthError)
+        records = self.records(UNRESOLVED)
+        for index, record in enumerate(records):
+            entry = record.entry
+            try:
+                found = qrs.get_allocation(entry.resource, entry.allocation_id)
+            except unreachable as exc:
+                # QRS is down: asking about the others would only fail the same way.
+                report.pending += len(records) - index
+                logger.info(
+                    "release journal: {} delete(s) of an earlier run still to verify; QRS"
+                    " cannot be asked now ({}); trying again before the next run",
+                    len(records) - index,
+                    exc,
+                )
+                return
+            except Exception as exc:  # a malformed answer about this one: ask again next time
+                report.pending += 1
+                report.errors.append(
+                    f"cannot verify the DELETE of {entry.license_type} allocation"
+                    f" {entry.allocation_id} ({entry.user}): {type(exc).__name__}: {exc}"
+                )
+                logger.warning("release journal: {}", report.errors[-1])
+                continue
+            if found is None:
+                state, detail = RELEASED, "verified later: QRS no longer lists the allocation"
+                report.released += 1
+            elif isinstance(found, Mapping) and found.get("quarantined") is True:
+                state, detail = QUARANTINED, "verified later: QRS quarantined the allocation"
+                report.quarantined += 1
+            else:
+                state, detail = NOT_RELEASED, "verified later: QRS still lists the allocation"
+                report.not_released += 1
+            with self._lock:
+                self._write(
+                    [
+                        (
+                            "UPDATE release_journal SET state = ?, detail = ?, updated = ?"
+                            " WHERE id = ? AND state = ?",
+                            (state, detail, self._now_text(), record.row_id, record.state),
+                        )
+                    ],
+                    durable=True,
+                )
+
+    def _send_events(
+        self, delivery: EventSink, static_tags: Mapping[str, str], report: RecoveryReport
+    ) -> None:
+        records = [r for r in self.records(EVENT_STATES) if not r.event_sent]
+        if not records:
+            return
+        events = [release_event(r.entry, r.state == QUARANTINED, static_tags) for r in records]
+        try:
+            delivery.deliver(events)
+        except Exception as exc:
+            report.errors.append(
+                f"{len(events)} release event(s) of an earlier run could not be handed to"
+                f" delivery: {type(exc).__name__}: {exc}; trying again before the next run"
+            )
+            logger.error("release journal: {}", report.errors[-1])
+            return
+        if not isinstance(delivery, JournaledSink):
+            self.mark_events(events)
+        report.events += len(events)
+
+    # ----------------------------------------------------------------- reading
+
+    def records(self, states: Sequence[str] | None = None) -> list[JournalRecord]:
+        """Rows in the order they were written, optionally only those in ``states``."""
+        query = (
+            "SELECT id, site, license_type, resource, allocation_id, user, days_since_last_use,"
+            " last_used, at_us, state, detail, event_sent FROM release_journal"
+        )
+        params: tuple[Any, ...] = ()
+        if states is not None:
+            query += f" WHERE state IN ({_marks(states)})"
+            params = tuple(states)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY id", params).fetchall()
+        return [_record(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per state."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT state, COUNT(*) FROM release_journal GROUP BY state"
+            ).fetchall()
+        return {state: int(n) for state, n in rows}
+
+    # ----------------------------------------------------------------- housekeeping
+
+    def prune(self) -> int:
+        """Delete finished rows older than ``keep_days``; unresolved ones are never deleted."""
+        cutoff = (self._clock() - timedelta(days=self.keep_days)).astimezone(UTC).isoformat()
+        with self._lock:
+            return self._write(
+                [
+                    (
+                        "DELETE FROM release_journal WHERE updated < ?"
+                        f" AND state NOT IN ({_marks(UNRESOLVED)})"
+                        f" AND NOT (state IN ({_marks(EVENT_STATES)}) AND event_sent = 0)",
+                        (cutoff, *UNRESOLVED, *EVENT_STATES),
+                    )
+                ],
+                durable=False,
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> SqliteJournal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _now_text(self) -> str:
+        return self._clock().astimezone(UTC).isoformat()
+
+    def _write(self, statements: Sequence[tuple[str, Sequence[Any]]], *, durable: bool) -> int:
+        """Run ``statements`` in one transaction; the caller holds the lock."""
+        # FULL fsyncs the WAL at every commit (an intent must survive a power cut); NORMAL
+        # survives a killed process, which is all an outcome or a mark needs.
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            changed = 0
+            for sql, params in statements:
+                changed += self._db.execute(sql, tuple(params)).rowcount
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return changed
+
+
+class JournaledSink:
+    """A delivery that tells the journal which release events the outbox now holds."""
+
+    def __init__(self, delivery: EventSink, journal: SqliteJournal) -> None:
+        self.delivery = delivery
+        self.journal = journal
+
+    def deliver(self, points: Sequence[Point]) -> Any:
+        result = self.delivery.deliver(points)
+        # Only after deliver() returned: the outbox stores points before it tries any
+        # destination, so from here on the event cannot be lost.
+        self.journal.mark_events(points)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.delivery, name)
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _record(row: Sequence[Any]) -> JournalRecord:
+    (row_id, site, license_type, resource, allocation_id, user, days, last_used, at_us,
+     state, detail, event_sent) = row  # fmt: skip
+    entry = JournalEntry(
+        site=site,
+        license_type=license_type,
+        resource=resource,
+        allocation_id=allocation_id,
+        user=user,
+        days_since_last_use=int(days),
+        last_used=parse_qrs_time(last_used) if last_used else None,
+        at=_from_us(int(at_us)),
+    )
+    return JournalRecord(int(row_id), entry, state, detail, bool(event_sent))
+
+
+__all__ = [
+    "JournalError",
+    "JournalRecord",
+    "JournaledSink",
+    "RecoveryReport",
+    "SqliteJournal",
+    "journal_path",
+]

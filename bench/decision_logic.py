@@ -1,0 +1,149 @@
+"""The release decision logic alone, without network: 100,000 allocations, 8 rules.
+
+    python bench/decision_logic.py [--allocations 100000] [--threshold-days 1] [--json OUT]
+
+Builds a generated site (the simulator's generator, untimed) with the requested number of
+Professional and Analyzer allocations, in the raw QRS JSON shape the agent receives, and times
+the pure functions a release run calls between the last response and the first DELETE:
+
+* ``screen``: parse every listed allocation and sort out the quarantined and not-yet-eligible;
+* ``index_users``: parse the full user objects of the eligible allocations' owners;
+* ``decide``: attach the users and let every rule judge the whole batch
+  (:func:`agent.release.decide_candidates`).
+
+The rules are the benchmark's eight (``bench/release_scale.py``): the seven built-in
+``neverRelease`` rules, flag rules on, plus the drop-in ``bench/plugins/email_domain.py``, loaded
+through the real plugin host. The default threshold of 1 day makes nearly every allocation a
+candidate, the worst case for the rules. Prints the times and writes them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from common import peak_rss_mb  # type: ignore[import-not-found]
+
+from agent.config import parse_config
+from agent.plugins import build_plugin_host
+from agent.release import decide_candidates, index_users, screen
+from agent.simulator import generate_state
+
+BENCH = Path(__file__).resolve().parent
+TYPES = (("professional", "professionalaccesstype"), ("analyzer", "analyzeraccesstype"))
+
+
+def rules_for(threshold_days: int) -> tuple[list[Any], int]:
+    """The benchmark's eight rules, through the real config and plugin host."""
+    from release_scale import NEVER_RELEASE, PLUGIN_SETTINGS  # type: ignore[import-not-found]
+
+    folder = Path(tempfile.mkdtemp(prefix="decision-logic-"))
+    document = {
+        "Butler": {
+            "configQRS": {"host": "qrs.example.com"},
+            "cert": {
+                "clientCert": str(folder / "client.pem"),
+                "clientCertKey": str(folder / "client_key.pem"),
+                "clientCertCA": str(folder / "root.pem"),
+            },
+            "qlikSenseLicense": {
+                "licenseRelease": {
+                    "enable": True,
+                    "neverRelease": NEVER_RELEASE,
+                    "licenseType": {
+                        name: {"enable": True, "releaseThresholdDays": threshold_days}
+                        for name, _ in TYPES
+                    },
+                }
+            },
+            "licenseAgent": {
+                "plugins": {"paths": [str(BENCH / "plugins")], "settings": PLUGIN_SETTINGS}
+            },
+        }
+    }
+    config = parse_config(document)
+    host = build_plugin_host(config)
+    rules, errors = host.release_rules(config, config.sites()[0])
+    if errors:
+        raise RuntimeError(f"rule plugins failed: {errors}")
+    return rules, len(rules)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--allocations", type=int, default=100_000)
+    parser.add_argument("--threshold-days", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    now = datetime.now(timezone.utc)
+    # Regular users hold 0.9 allocations on average; generate a few more and cut.
+    state = generate_state(math.ceil(args.allocations / 0.88) + 20, args.seed, now)
+    listed: dict[str, list[dict[str, Any]]] = {}
+    generated = sum(len(state.allocations[resource]) for _, resource in TYPES)
+    remaining = args.allocations
+    for name, resource in TYPES:
+        objects = list(state.allocations[resource].values())
+        share = round(args.allocations * len(objects) / max(1, generated))
+        listed[name] = objects[: min(len(objects), max(share, remaining if name == "analyzer" else 0), remaining)]
+        remaining -= len(listed[name])
+    rules, rule_count = rules_for(args.threshold_days)
+
+    timings: dict[str, float] = {"screen_s": 0.0, "index_users_s": 0.0, "decide_s": 0.0}
+    started = time.perf_counter()
+    screenings = {}
+    for name, objects in listed.items():
+        screenings[name] = screen(objects, name, args.threshold_days, now)
+    timings["screen_s"] = time.perf_counter() - started
+
+    # What get_users hands over: raw user objects by lower-case id (fetching is not timed).
+    owners = set().union(*(s.user_ids() for s in screenings.values()))
+    fetched = {uid.lower(): state.users[uid] for uid in owners if uid in state.users}
+    t0 = time.perf_counter()
+    users = index_users(fetched)
+    timings["index_users_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    kept = releasable = 0
+    for screening in screenings.values():
+        kept_decisions, to_release = decide_candidates(screening.eligible, users, rules)
+        kept += len(kept_decisions)
+        releasable += len(to_release)
+    timings["decide_s"] = time.perf_counter() - t0
+    total = time.perf_counter() - started
+
+    result = {
+        "allocations": sum(len(v) for v in listed.values()),
+        "candidates": sum(len(s.eligible) for s in screenings.values()),
+        "users_parsed": len(fetched),
+        "rules": rule_count,
+        "rule_names": [r.name for r in rules],
+        "threshold_days": args.threshold_days,
+        "kept": kept,
+        "to_release": releasable,
+        **{k: round(v, 4) for k, v in timings.items()},
+        "total_s": round(total, 4),
+        "peak_rss_mb": round(peak_rss_mb() or 0, 1),
+    }
+    print(
+        f"{result['allocations']:,} allocations, {result['candidates']:,} candidates,"
+        f" {rule_count} rules ({', '.join(result['rule_names'])}): total {total:.3f} s"
+        f" (screen {timings['screen_s']:.3f}, users {timings['index_users_s']:.3f},"
+        f" rules {timings['decide_s']:.3f}); kept {kept:,}, to release {releasable:,}"
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
