@@ -283,7 +283,11 @@ class SqliteJournal:
     def mark_events(self, points: Sequence[Point]) -> int:
         """Note that these release events are in the outbox; returns the rows marked."""
         keys = [
-            (str(p.fields.get("allocation_id", "")), str(p.tags.get("license_type", "")), _to_us(p.time))
+            (
+                str(p.fields.get("allocation_id", "")),
+                str(p.tags.get("license_type", "")),
+                _to_us(p.time),
+            )
             for p in points
             if p.measurement == MEASUREMENT_RELEASE
         ]

@@ -25,11 +25,13 @@ DELETE is not retried like a read, because it changes state. What is safe:
 from __future__ import annotations
 
 import enum
+import os
 import random
 import re
 import secrets
 import socket
 import ssl
+import stat
 import string
 import threading
 import time
@@ -520,6 +522,8 @@ class QrsClient:
             outcome = self._attempt(method, path, params, json_body)
             if isinstance(outcome, requests.Response):
                 if outcome.status_code < 300 or (accept_404 and outcome.status_code == 404):
+                    if attempt > 1:
+                        logger.info("QRS {} {} succeeded after {} attempts", method, path, attempt)
                     return outcome, uncertain
                 failure = self._status_failure(outcome, method, path)
             else:
@@ -541,7 +545,9 @@ class QrsClient:
             if not may_retry:
                 raise _final(failure.error, attempt)
             delay = self._backoff(attempt, failure.retry_after)
-            logger.warning(
+            # Debug only: a run that finally fails logs one error naming the attempts, and QRS
+            # down for hours must not flood the log with a line per retry.
+            logger.debug(
                 "QRS {} {} failed (attempt {} of {}): {}; retrying in {:.1f} s",
                 method,
                 path,
@@ -893,9 +899,44 @@ def _check_readable(path: Path, what: str, key: str) -> None:
         ) from None
 
 
+#: Key files already warned about in this process (the warning is for the operator, once).
+_warned_keys: set[str] = set()
+_warned_keys_lock = threading.Lock()
+
+
+def key_file_exposure(key: Path) -> str | None:
+    """Why ``key`` is readable by other users of this machine, or ``None`` (always on Windows,
+    whose ACLs are not POSIX modes; the QMC export folder is protected by its own ACL)."""
+    if os.name == "nt":
+        return None
+    try:
+        mode = stat.S_IMODE(key.stat().st_mode)
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (
+        f"the client key {key} (Butler.cert.clientCertKey) can be read by other users of"
+        f" this machine (mode {mode:04o}); whoever reads it can act as a Sense administrator:"
+        f" restrict it to the agent's account (chmod 600 {key})"
+    )
+
+
+def _warn_key_exposure(key: Path) -> None:
+    problem = key_file_exposure(key)
+    if problem is None:
+        return
+    with _warned_keys_lock:
+        if str(key) in _warned_keys:
+            return
+        _warned_keys.add(str(key))
+    logger.warning("{}", problem)
+
+
 def _check_client_files(cert: Path, key: Path) -> None:
     _check_readable(cert, "client certificate", "Butler.cert.clientCert")
     _check_readable(key, "client key", "Butler.cert.clientCertKey")
+    _warn_key_exposure(key)
     asked_password = False
 
     def no_password() -> bytes:
@@ -958,6 +999,7 @@ __all__ = [
     "encode_query",
     "filter_any_id",
     "is_guid",
+    "key_file_exposure",
     "new_xrfkey",
     "quote_filter_value",
 ]

@@ -16,10 +16,12 @@ released), a safety limit that was exceeded (then nothing at all is released).
 
 from __future__ import annotations
 
+import gc
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -78,7 +80,27 @@ def fold(text: str) -> str:
     to case; folding more than Sense does can only protect more, which is the safe side.
     Third-party rules should compare through this function too.
     """
+    if text.isascii():
+        return text.strip().lower()  # the same result, five times faster: most names are ASCII
     return unicodedata.normalize("NFKC", text).strip().casefold()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while deciding.
+
+    A decision over 100,000 allocations creates a million small objects while the QRS answers
+    are alive; each allocation burst would start a full collection that walks all of them
+    (more than half the run time). Nothing in between creates reference cycles, so pausing is
+    safe; reference counting still frees everything.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # --------------------------------------------------------------------------- the QRS we need
@@ -291,12 +313,38 @@ def screen(
     return result
 
 
-@dataclass
 class UserIndex:
-    """The owners of the candidates, parsed, by lower-case id; and why others are unknown."""
+    """The fetched owners by lower-case id, parsed on first use; and why others are unknown.
 
-    users: dict[str, User] = field(default_factory=dict)
-    unavailable: dict[str, str] = field(default_factory=dict)
+    Parsing is lazy because a site's users outnumber the candidates that need them, and a
+    user that cannot be parsed only matters if one of its allocations is eligible.
+    """
+
+    def __init__(
+        self, raw: Mapping[str, Any] | None = None, unavailable: Mapping[str, str] | None = None
+    ) -> None:
+        self._raw = {k.lower(): v for k, v in (raw or {}).items()}
+        self._parsed: dict[str, User] = {}
+        self.unavailable: dict[str, str] = {k.lower(): v for k, v in (unavailable or {}).items()}
+
+    def get(self, user_id: str) -> User | None:
+        """The user, or ``None`` (then :attr:`unavailable` holds why, if known)."""
+        key = user_id.lower()
+        user = self._parsed.get(key)
+        if user is not None:
+            return user
+        raw = self._raw.get(key)
+        if raw is None or key in self.unavailable:
+            return None
+        try:
+            user = self._parsed[key] = parse_user(raw)
+        except QrsDataError as exc:
+            self.unavailable[key] = f"QRS returned user data that cannot be read: {exc}"
+            return None
+        return user
+
+    def why_unavailable(self, user_id: str) -> str:
+        return self.unavailable.get(user_id.lower(), "QRS did not return the user's details")
 
 
 def index_users(
@@ -304,27 +352,17 @@ def index_users(
     failed: Mapping[str, str] | None = None,
     missing: Iterable[str] = (),
 ) -> UserIndex:
-    """Parse fetched users (``UserFetch.users``/``failed``/``missing``) into a :class:`UserIndex`.
-
-    A user that cannot be parsed is unavailable, with the reason.
-    """
-    index = UserIndex()
-    for user_id, raw in users.items():
-        try:
-            index.users[user_id.lower()] = parse_user(raw)
-        except QrsDataError as exc:
-            index.unavailable[user_id.lower()] = (
-                f"QRS returned user data that cannot be read: {exc}"
-            )
-    for user_id, why in (failed or {}).items():
-        index.unavailable.setdefault(user_id.lower(), f"the user could not be fetched: {why}")
+    """A :class:`UserIndex` from a bulk fetch (``UserFetch.users``/``failed``/``missing``)."""
+    unavailable = {
+        k.lower(): f"the user could not be fetched: {why}" for k, why in (failed or {}).items()
+    }
     for user_id in missing:
-        index.unavailable.setdefault(
+        unavailable.setdefault(
             user_id.lower(),
             "the allocation names this user, but QRS has no user with that id;"
             " kept until QRS is consistent",
         )
-    return index
+    return UserIndex(users, unavailable)
 
 
 def judge(candidates: Sequence[Candidate], rules: Sequence[ReleaseRule]) -> dict[str, list[Reason]]:
@@ -373,10 +411,9 @@ def decide_candidates(
         if ref is None:
             candidates.append(Candidate(allocation, None, days))
             continue
-        key = ref.id.lower()
-        user = users.users.get(key)
+        user = users.get(ref.id)
         if user is None:
-            why = users.unavailable.get(key, "the user's details were not fetched")
+            why = users.why_unavailable(ref.id)
             kept.append(
                 AllocationDecision(
                     allocation, Decision.KEPT, days, (Reason(STEP_USER_LOOKUP, why),), ref.name
@@ -462,8 +499,9 @@ def plan_type(
 ) -> TypeResult:
     """The whole decision for one type, without I/O: listed allocations and fetched users in,
     decisions and release candidates out."""
-    screening = screen(raw_allocations, settings.license_type, settings.threshold_days, now)
-    kept, to_release = decide_candidates(screening.eligible, users, rules)
+    with gc_paused():
+        screening = screen(raw_allocations, settings.license_type, settings.threshold_days, now)
+        kept, to_release = decide_candidates(screening.eligible, users, rules)
     return TypeResult(
         settings=settings,
         listed=len(raw_allocations),
@@ -585,7 +623,7 @@ def _fetch_users(qrs: ReleaseQrs, user_ids: set[str]) -> UserIndex:
     except Exception as exc:
         why = f"user look-up failed: {type(exc).__name__}: {exc}"
         logger.error("{}; the candidates are kept", why)
-        return UserIndex(unavailable={uid.lower(): why for uid in user_ids})
+        return UserIndex(unavailable=dict.fromkeys(user_ids, why))
     return index_users(fetched.users, fetched.failed, fetched.missing)
 
 
@@ -692,15 +730,17 @@ def run_release(
             type_results[settings.license_type].error = why
             continue
         listed[settings.license_type] = raw
-        screenings[settings.license_type] = screen(
-            raw, settings.license_type, settings.threshold_days, now
-        )
+        with gc_paused():
+            screenings[settings.license_type] = screen(
+                raw, settings.license_type, settings.threshold_days, now
+            )
     user_ids = set().union(*(s.user_ids() for s in screenings.values())) if screenings else set()
     report("fetching users", 0, len(user_ids))
     users = _fetch_users(qrs, user_ids)
     report("fetching users", len(user_ids), len(user_ids))
     for name, screening in screenings.items():
-        kept, to_release = decide_candidates(screening.eligible, users, rules)
+        with gc_paused():
+            kept, to_release = decide_candidates(screening.eligible, users, rules)
         type_result = type_results[name]
         type_result.listed = len(listed[name])
         type_result.decisions = screening.decisions + kept

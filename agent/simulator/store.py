@@ -122,7 +122,7 @@ class Store:
                 candidates = [obj for obj in found if obj is not None]
             else:
                 candidates = list(items.values())
-        if compiled is not None:
+        if compiled is not None and not compiled.exact:
             predicate = compiled.predicate
             candidates = [obj for obj in candidates if predicate(obj)]
         if order:

@@ -24,20 +24,27 @@ def sla_release_rules(site) -> list[ReleaseRule] | None:
 
     def judge(candidates: Sequence[Candidate]) -> Vetoes:
         vetoes: dict[str, str] = {}
+        folded: dict[str, str] = {}  # names and values repeat: fold each once per batch
+
+        def key(text: str) -> str:
+            found = folded.get(text)
+            if found is None:
+                found = folded[text] = fold(text)
+            return found
+
         for candidate in candidates:
             user = candidate.user
             if user is None or not user.custom_properties:
                 continue
-            matched = sorted(
-                {
-                    f"{p.name}={p.value}"
-                    for p in user.custom_properties
-                    if (fold(p.name), fold(p.value)) in protected
-                }
-            )
+            matched = [
+                f"{p.name}={p.value}"
+                for p in user.custom_properties
+                if (key(p.name), key(p.value)) in protected
+            ]
             if matched:
                 vetoes[candidate.allocation.id] = (
-                    f"user has custom property {', '.join(matched)} (neverRelease.customProperty)"
+                    f"user has custom property {', '.join(sorted(set(matched)))}"
+                    " (neverRelease.customProperty)"
                 )
         return vetoes
 

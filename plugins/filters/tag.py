@@ -23,11 +23,18 @@ def sla_release_rules(site) -> list[ReleaseRule] | None:
 
     def judge(candidates: Sequence[Candidate]) -> Vetoes:
         vetoes: dict[str, str] = {}
+        folded: dict[str, str] = {}  # tag names repeat: fold each once per batch
         for candidate in candidates:
             user = candidate.user
             if user is None or not user.tags:
                 continue
-            matched = [t for t in user.tags if fold(t) in protected]
+            matched = []
+            for tag in user.tags:
+                key = folded.get(tag)
+                if key is None:
+                    key = folded[tag] = fold(tag)
+                if key in protected:
+                    matched.append(tag)
             if matched:
                 names = ", ".join(repr(t) for t in sorted(set(matched)))
                 vetoes[candidate.allocation.id] = f"user has tag {names} (neverRelease.tag)"

@@ -25,11 +25,13 @@ def sla_release_rules(site) -> list[ReleaseRule] | None:
         vetoes: dict[str, str] = {}
         for candidate in candidates:
             allocation = candidate.allocation
-            keys = {(fold(allocation.owner_directory), fold(allocation.owner_id))}
-            if candidate.user is not None:
-                # The full user record is authoritative; matching either is the safe side.
-                keys.add((fold(candidate.user.user_directory), fold(candidate.user.user_id)))
-            if not keys.isdisjoint(protected):
+            user = candidate.user
+            # The full user record is authoritative; matching either it or the name the
+            # allocation carries is the safe side.
+            matched = (fold(allocation.owner_directory), fold(allocation.owner_id)) in protected
+            if not matched and user is not None:
+                matched = (fold(user.user_directory), fold(user.user_id)) in protected
+            if matched:
                 who = "deleted user" if allocation.user is None else "user"
                 vetoes[allocation.id] = f"{who} {allocation.owner} is listed in neverRelease.user"
         return vetoes

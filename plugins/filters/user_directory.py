@@ -22,16 +22,21 @@ def sla_release_rules(site) -> list[ReleaseRule] | None:
 
     def judge(candidates: Sequence[Candidate]) -> Vetoes:
         vetoes: dict[str, str] = {}
+        folded: dict[str, str] = {}  # few distinct directories: fold each once per batch
         for candidate in candidates:
             allocation = candidate.allocation
-            found = {allocation.owner_directory}
-            if candidate.user is not None:
-                found.add(candidate.user.user_directory)
-            matched = sorted(d for d in found if fold(d) in protected)
-            if matched:
-                vetoes[allocation.id] = (
-                    f"user directory {matched[0]!r} is listed in neverRelease.userDirectory"
-                )
+            names = [allocation.owner_directory]
+            if candidate.user is not None and candidate.user.user_directory != names[0]:
+                names.append(candidate.user.user_directory)
+            for name in names:
+                key = folded.get(name)
+                if key is None:
+                    key = folded[name] = fold(name)
+                if key in protected:
+                    vetoes[allocation.id] = (
+                        f"user directory {name!r} is listed in neverRelease.userDirectory"
+                    )
+                    break
         return vetoes
 
     return [

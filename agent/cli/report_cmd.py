@@ -1,0 +1,107 @@
+"""``license-agent report``: the SQLite license history as a self-contained HTML page.
+
+The history is the file of the ``sqlite`` destination: ``--db FILE``, else the config's
+``destinations.sqlite.path`` when a config is found, else ``./license-agent.sqlite``. The
+latest release run's decisions come from ``--decisions FILE``, else from
+``release-report.json`` next to the history when it exists. See :mod:`agent.htmlreport`.
+Exit codes: 0 written (also for an empty history: the page says so), 1 cannot read or write,
+2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from agent.cli.common import load_config_for
+from agent.htmlreport import ReportError, build_report
+
+DEFAULT_DB = "license-agent.sqlite"
+DECISIONS_NEXT_TO_DB = "release-report.json"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from agent.cli import add_common_options
+
+    parser = subparsers.add_parser(
+        "report",
+        help="write an HTML report (charts) from the SQLite license history",
+        description=(
+            "Draw license usage over time per type, releases per day and the latest release"
+            " run's decisions into one HTML file that needs no network and no JavaScript."
+        ),
+    )
+    add_common_options(parser)
+    parser.add_argument(
+        "--db",
+        type=Path,
+        metavar="FILE",
+        help="the SQLite history (default: the config's destinations.sqlite.path, else"
+        f" ./{DEFAULT_DB})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("report.html"),
+        metavar="FILE",
+        help="the HTML file to write (default: ./report.html)",
+    )
+    parser.add_argument(
+        "--decisions",
+        type=Path,
+        metavar="FILE",
+        help="a decision report of `release --once --report FILE` (default:"
+        f" {DECISIONS_NEXT_TO_DB} next to the history, if there)",
+    )
+    parser.add_argument(
+        "--site", default="", help="the site name to show for history without a site tag"
+    )
+    parser.set_defaults(handler=run)
+
+
+def _default_db(args: argparse.Namespace) -> tuple[Path, str]:
+    """The history file and a site name, from the config when there is one."""
+    config = load_config_for(args, required=False)
+    if config is None:
+        return Path(DEFAULT_DB), ""
+    sites = config.sites()
+    site = sites[0].name if len(sites) == 1 else ""
+    sqlite = config.agent.destinations.sqlite
+    if not sqlite.enable and args.db is None:
+        print(
+            "note: the config does not enable the sqlite destination"
+            " (Butler.licenseAgent.destinations.sqlite.enable), so the history may be empty",
+            file=sys.stderr,
+        )
+    return sqlite.path or config.state_dir / DEFAULT_DB, site
+
+
+def run(args: argparse.Namespace) -> int:
+    db, site = _default_db(args)
+    if args.db is not None:
+        db = args.db
+    decisions = args.decisions
+    if decisions is None and (db.parent / DECISIONS_NEXT_TO_DB).is_file():
+        decisions = db.parent / DECISIONS_NEXT_TO_DB
+    if not db.is_file():
+        print(
+            f"error: {db}: no such file. The history is written by the sqlite destination"
+            " (Butler.licenseAgent.destinations.sqlite.enable: true) during monitor runs;"
+            " pass its file with --db, or try `license-agent demo`",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        summary = build_report(db, args.out, decisions, site=args.site or site)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    runs = f"{summary.runs:,} monitor run{'s' if summary.runs != 1 else ''}"
+    released = f"{summary.releases:,} release{'s' if summary.releases != 1 else ''}"
+    with_decisions = f", decisions from {decisions}" if decisions else ""
+    print(f"report written to {args.out} ({runs}, {released}{with_decisions})")
+    return 0
