@@ -275,7 +275,7 @@ class MaxReleases(_Strict):
 _MAX_RELEASES_SCHEMA: dict[str, Any] = {
     "description": "Safety limit per license type and run: a number (50), a percentage of the"
     " type's allocations ('10%'), or {count, percent} (the smaller wins). A run with more"
-    " candidates than the limit releases nothing of that type",
+    " candidates than the limit for any type releases nothing at all",
     "anyOf": [
         {"type": "integer", "minimum": 0},
         {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"},
@@ -643,6 +643,91 @@ class OutboxSettings(_Strict):
     max_rows: int = Field(default=100_000, alias="maxRows", ge=100)
 
 
+class HeartbeatSettings(_Strict):
+    """``Butler.licenseAgent.heartbeat``: the file ``license-agent health`` checks."""
+
+    enable: bool = Field(
+        default=True,
+        description="Write the heartbeat file at start, after every job run and at stop",
+    )
+    file: Path | None = Field(
+        default=None,
+        description="The heartbeat file (default: heartbeat.json in the state folder)",
+    )
+
+    @field_validator("file", mode="before")
+    @classmethod
+    def _resolve(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and value.strip():
+            return resolve_path(value, info.context)
+        return value or None
+
+
+_SITE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: Keys a site may not override: the jobs and their schedules are shared by all sites.
+_SHARED_FEATURE_KEYS = (
+    ("licenseMonitor", "enable"),
+    ("licenseMonitor", "frequency"),
+    ("licenseRelease", "enable"),
+    ("licenseRelease", "frequency"),
+)
+
+
+class SiteSettings(_Strict):
+    """One entry of ``Butler.licenseAgent.sites``: a Sense site with its own QRS connection,
+    certificates, tags and (optionally) its own feature settings."""
+
+    name: str = Field(
+        description="The site's name: the value of the `site` tag on its points, in logs and"
+        " reports; letters, digits, '.', '_' and '-'",
+    )
+    config_qrs: ConfigQRS = Field(alias="configQRS")
+    cert: Cert
+    qlik_sense_license: QlikSenseLicense | None = Field(
+        default=None,
+        alias="qlikSenseLicense",
+        description="Overrides of Butler.qlikSenseLicense for this site, merged key by key"
+        " (lists are replaced); enable and frequency are shared by all sites",
+    )
+    tags: Annotated[list[StaticTag], BeforeValidator(_none_to_list)] = Field(
+        default=[], description="Static tags on every point of this site"
+    )
+    #: The override exactly as written, to merge over the shared block (see AgentConfig.sites).
+    override: SkipJsonSchema[dict[str, Any]] = Field(default_factory=dict, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_override(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k != "override"}
+            raw = value.get("qlikSenseLicense")
+            value["override"] = raw if isinstance(raw, dict) else {}
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _SITE_NAME_RE.match(value):
+            raise ValueError(
+                "expected a short name of letters, digits, '.', '_' and '-' (such as prod or"
+                " sense-eu.example.com); it names the site's tag, lock and journal files"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _shared_keys(self) -> SiteSettings:
+        for block, key in _SHARED_FEATURE_KEYS:
+            section = self.override.get(block)
+            if isinstance(section, dict) and key in section:
+                raise ValueError(
+                    f"qlikSenseLicense.{block}.{key} cannot differ per site: the jobs and"
+                    f" their schedules are shared; set it in Butler.qlikSenseLicense.{block}"
+                    " (to not release on a site, set its licenseType.professional.enable and"
+                    " analyzer.enable to false)"
+                )
+        return self
+
+
 class LicenseAgent(_Model):
     """``Butler.licenseAgent``: everything the agent adds to a Butler config."""
 
@@ -663,6 +748,25 @@ class LicenseAgent(_Model):
         alias="runAtStart",
         description="Run each enabled job once when `license-agent run` starts",
     )
+    heartbeat: HeartbeatSettings = HeartbeatSettings()
+    #: Several Sense sites from one agent; when set, Butler.configQRS and cert are not used.
+    sites: Annotated[list[SiteSettings], BeforeValidator(_none_to_list)] = Field(
+        default=[],
+        description="Several Sense sites from one agent, each with its own QRS connection,"
+        " certificates and tags; when set, Butler.configQRS and Butler.cert are not used and"
+        " every point carries a `site` tag",
+    )
+
+    @field_validator("sites")
+    @classmethod
+    def _unique_sites(cls, value: list[SiteSettings]) -> list[SiteSettings]:
+        seen: set[str] = set()
+        for site in value:
+            # Case-insensitively: the names become file names (locks) on Windows too.
+            if site.name.casefold() in seen:
+                raise ValueError(f"the site name {site.name!r} is used twice; names must differ")
+            seen.add(site.name.casefold())
+        return value
 
     @field_validator("state_dir", mode="before")
     @classmethod
@@ -703,6 +807,8 @@ class AgentConfig(_Model):
     _load_warnings: tuple[str, ...] = PrivateAttr(default=())
     #: Path values as the user wrote them, by key path, for messages about files.
     _written_paths: dict[str, str] = PrivateAttr(default_factory=dict)
+    #: The sites of ``Butler.licenseAgent.sites``, built once (see :meth:`sites`).
+    _sites: list[SiteConfig] | None = PrivateAttr(default=None)
 
     @property
     def base_dir(self) -> Path:
@@ -732,7 +838,16 @@ class AgentConfig(_Model):
         return self.agent.plugins.settings.get(name) or {}
 
     def sites(self) -> list[SiteConfig]:
-        """The Sense sites this agent works on (one, from the Butler sections)."""
+        """The Sense sites this agent works on: ``Butler.licenseAgent.sites`` when set, else
+        the one site of the Butler sections (``configQRS`` and ``cert``).
+
+        Sites from the list carry a ``site`` tag on every point; the single Butler site does
+        not, so its series stay exactly those of Butler and existing dashboards.
+        """
+        if self.agent.sites:
+            if self._sites is None:
+                self._sites = [self._site(entry) for entry in self.agent.sites]
+            return list(self._sites)
         if self.butler.config_qrs is None or self.butler.cert is None:
             return []
         return [
@@ -746,6 +861,36 @@ class AgentConfig(_Model):
             )
         ]
 
+    def _site(self, entry: SiteSettings) -> SiteConfig:
+        shared = self.butler.qlik_sense_license
+        feature = shared
+        if entry.override:
+            # Key by key over the shared block (both were validated on their own at load).
+            merged = _deep_merge(shared.model_dump(by_alias=True), entry.override)
+            feature = QlikSenseLicense.model_validate(merged)
+        tags = [(t.name, t.value) for t in self.butler.influx_db.tag.static]
+        tags += [(t.name, t.value) for t in entry.tags]
+        tags.append(("site", entry.name))
+        return SiteConfig(
+            name=entry.name,
+            qrs=entry.config_qrs,
+            cert=entry.cert,
+            license_monitor=feature.license_monitor,
+            license_release=feature.license_release,
+            influx_tags=tuple(tags),
+            site_tag=True,
+        )
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
 
 class SiteConfig(BaseModel):
     """One Sense site: its QRS connection, certificates, feature settings and static tags."""
@@ -757,13 +902,18 @@ class SiteConfig(BaseModel):
     cert: Cert
     license_monitor: LicenseMonitor
     license_release: LicenseRelease
-    #: ``Butler.influxDb.tag.static``: applied first, feature tags win on a clash.
+    #: ``Butler.influxDb.tag.static``: applied first, feature tags win on a clash. For a site
+    #: of ``Butler.licenseAgent.sites`` also its ``tags`` and ``site=<name>``.
     influx_tags: tuple[tuple[str, str], ...] = ()
+    #: Whether every point carries ``site=<name>`` (sites from ``Butler.licenseAgent.sites``).
+    site_tag: bool = False
 
     def static_tags(self, feature: str) -> dict[str, str]:
         block = self.license_monitor if feature == "license_monitor" else self.license_release
         tags = dict(self.influx_tags)
         tags.update((t.name, t.value) for t in block.destination.influx_db.tag.static)
+        if self.site_tag:
+            tags["site"] = self.name  # reserved: a feature tag cannot move a point to another site
         return tags
 
 
@@ -1070,7 +1220,8 @@ def _cross_section_problems(data: Any) -> list[str]:
         for name in ("licenseMonitor", "licenseRelease")
         if _is_true(_get(butler, "qlikSenseLicense", name, "enable"))
     ]
-    if enabled:
+    sites = _get(butler, "licenseAgent", "sites")
+    if enabled and not (isinstance(sites, list) and sites):
         why = " and ".join(enabled) + (" are" if len(enabled) > 1 else " is") + " enabled"
         if butler.get("configQRS") is None:
             problems.append(
@@ -1254,13 +1405,21 @@ def config_warnings(config: AgentConfig) -> list[str]:
             " licenseMonitor.destination.influxDb (with Butler.influxDb) or a destination under"
             " Butler.licenseAgent.destinations"
         )
-    qrs = config.butler.config_qrs
-    if qrs is not None and _needs_qrs(config) and not qrs.reject_unauthorized:
-        warnings.append(
-            "Butler.configQRS.rejectUnauthorized is false: the Sense server's certificate is not"
-            " verified, so anyone on the network path could pose as it; set it to true"
-            " (Butler.cert.clientCertCA, root.pem, is the CA that signed it)"
-        )
+    connections = (
+        [
+            (f"Butler.licenseAgent.sites[{i}]", s.config_qrs)
+            for i, s in enumerate(config.agent.sites)
+        ]
+        if config.agent.sites
+        else [("Butler", config.butler.config_qrs)]
+    )
+    for prefix, qrs in connections:
+        if qrs is not None and _needs_qrs(config) and not qrs.reject_unauthorized:
+            warnings.append(
+                f"{prefix}.configQRS.rejectUnauthorized is false: the Sense server's certificate"
+                " is not verified, so anyone on the network path could pose as it; set it to"
+                f" true ({prefix}.cert.clientCertCA, root.pem, is the CA that signed it)"
+            )
     influx = config.butler.influx_db
     if influx.enable and influx.use_https and not influx.verify_tls:
         warnings.append(
@@ -1365,8 +1524,16 @@ def check_files(config: AgentConfig) -> list[str]:
     ``config check`` reports these and ``license-agent run`` refuses to start with any.
     """
     problems = []
-    cert = config.butler.cert
-    if cert is not None and _needs_qrs(config):
+    certs: list[tuple[str, Cert]] = []
+    if _needs_qrs(config):
+        if config.agent.sites:
+            certs = [
+                (f"Butler.licenseAgent.sites[{i}].cert", site.cert)
+                for i, site in enumerate(config.agent.sites)
+            ]
+        elif config.butler.cert is not None:
+            certs = [("Butler.cert", config.butler.cert)]
+    for prefix, cert in certs:
         for key, attr, name, kind in (
             ("clientCert", "client_cert", "client.pem", "certificate"),
             ("clientCertKey", "client_cert_key", "client_key.pem", "key"),
@@ -1376,13 +1543,13 @@ def check_files(config: AgentConfig) -> list[str]:
             problem = _pem_problem(path, kind)
             if problem is None:
                 continue
-            shown = written_path(config, f"Butler.cert.{key}", path)
-            line = f"Butler.cert.{key}: {shown} {problem}"
+            shown = written_path(config, f"{prefix}.{key}", path)
+            line = f"{prefix}.{key}: {shown} {problem}"
             if problem == "not found":
                 line += (
                     f"; copy {name} from {_EXPORT_FOLDER} on the Sense server (or export the"
                     " certificates in the QMC: Certificates > Export, PEM format) and point"
-                    f" Butler.cert.{key} at it"
+                    f" {prefix}.{key} at it"
                 )
                 if PureWindowsPath(str(path)).drive and os.name != "nt":
                     line += "; this is a Windows path but this machine is not Windows"

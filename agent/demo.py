@@ -267,10 +267,16 @@ def run_demo(
 def _summary(out: TextIO, paths: DemoPaths, seconds: float) -> None:
     rows = [
         (paths.config, "the agent config the demo used (simulator connection, rules, SQLite)"),
-        (paths.sqlite, "the license history; the report reads it (sqlite3: SELECT * FROM license_usage)"),
+        (
+            paths.sqlite,
+            "the license history; the report reads it (sqlite3: SELECT * FROM license_usage)",
+        ),
         (paths.decisions, "every decision of the dry run and its reasons (JSON)"),
         (paths.html, "the HTML report: open it in a browser"),
-        (paths.certs, "the simulator's CA and client certificates (root.pem, client.pem, client_key.pem)"),
+        (
+            paths.certs,
+            "the simulator's CA and client certificates (root.pem, client.pem, client_key.pem)",
+        ),
     ]
     width = max(len(_shown(path)) for path, _ in rows)
     print(f"\nDone in {seconds:.1f} s. Files:", file=out)

@@ -200,7 +200,15 @@ def encode_query(params: Mapping[str, Any]) -> str:
 
 def new_xrfkey() -> str:
     """16 random letters and digits (QRS's CSRF guard; a new one per request)."""
-    return "".join(secrets.choice(XRFKEY_ALPHABET) for _ in range(XRFKEY_LENGTH))
+    # One call to the OS for the whole key: secrets.choice makes one per character, and each
+    # hands the GIL to the other threads of a parallel user fetch (16 hand-overs per request).
+    chars: list[str] = []
+    while len(chars) < XRFKEY_LENGTH:
+        # Bytes from 248 up are skipped so that every character stays equally likely (248 = 4 x 62).
+        chars += [
+            XRFKEY_ALPHABET[b % 62] for b in secrets.token_bytes(2 * XRFKEY_LENGTH) if b < 248
+        ]
+    return "".join(chars[:XRFKEY_LENGTH])
 
 
 # --------------------------------------------------------------------------- the client
@@ -433,15 +441,18 @@ class QrsClient:
         return headers
 
     def _chunks(self, ids: list[str]) -> Iterator[list[str]]:
+        """Cut validated GUIDs into chunks. A GUID is unchanged by URL encoding, so a clause's
+        encoded length is the encoded connective plus 36 (no ``quote`` per id: 100,000 ids)."""
         base = len(self.base_url) + len("/qrs/user/full?xrfkey=") + XRFKEY_LENGTH + len("&filter=")
+        first, more = len(quote("id eq ", safe="")), len(quote(" or id eq ", safe=""))
         chunk: list[str] = []
         length = base
         for key in ids:
-            clause = len(quote(f" or id eq {key}" if chunk else f"id eq {key}", safe=""))
+            clause = (more if chunk else first) + len(key)
             if chunk and (len(chunk) >= self.chunk_size or length + clause > self.max_url_length):
                 yield chunk
                 chunk, length = [], base
-                clause = len(quote(f"id eq {key}", safe=""))
+                clause = first + len(key)
             chunk.append(key)
             length += clause
         if chunk:

@@ -10,8 +10,8 @@ in a dry run, reports what it would delete). Every allocation it looked at ends 
 The deciding functions (:func:`screen`, :func:`index_users`, :func:`decide_candidates`,
 :func:`judge`, :func:`plan_type`) are pure and fast; :func:`run_release` does the I/O around
 them. Whatever is uncertain keeps the allocation: unreadable data, a user that could not be
-fetched, a rule that raised, a rule plugin that failed to register (then nothing at all is
-released), a safety limit that was exceeded (then nothing at all is released).
+fetched, a rule that raised, a plugin that failed to load or to give its rules (then nothing
+at all is released), a safety limit that was exceeded (then nothing at all is released).
 """
 
 from __future__ import annotations
@@ -67,10 +67,8 @@ STEP_THRESHOLD = "threshold"
 STEP_QUARANTINE = "quarantine"
 STEP_DATA = "qrsData"
 STEP_USER_LOOKUP = "userLookup"
-STEP_RULES = "rules"
 STEP_LIMIT = "maxReleasesPerRun"
 STEP_DELETE = "delete"
-STEP_JOURNAL = "journal"
 
 
 def fold(text: str) -> str:
@@ -141,9 +139,10 @@ class JournalEntry:
 class ReleaseJournal(Protocol):
     """Records each DELETE before it is sent and its outcome after (crash safety).
 
-    ``intent`` is called before the DELETE; if it raises, the DELETE is not sent and the
-    allocation is reported as failed. ``outcome`` is called after it with the decision
-    (``released``, ``quarantined``, ``already_gone`` or ``failed``).
+    ``intent`` is called before the DELETE, from the delete worker threads (so it must be
+    thread-safe); if it raises, the DELETE is not sent and the allocation is reported as
+    failed. ``outcome`` is called after all DELETEs of the type, from the run's thread, with
+    the final decision (``released``, ``quarantined``, ``already_gone`` or ``failed``).
     """
 
     def intent(self, entry: JournalEntry) -> None: ...
@@ -249,6 +248,13 @@ def screen(
     recently) and ``kept`` (unreadable data); the rest are eligible, with their
     ``days_since_last_use = floor((now - last activity) / 24 h)``.
     """
+    with gc_paused():
+        return _screen(raw_allocations, license_type, threshold_days, now)
+
+
+def _screen(
+    raw_allocations: Iterable[Any], license_type: str, threshold_days: int, now: datetime
+) -> Screening:
     result = Screening()
     seen: set[str] = set()
     threshold_seconds = threshold_days * 86400
@@ -404,6 +410,15 @@ def decide_candidates(
     rules: Sequence[ReleaseRule],
 ) -> tuple[list[AllocationDecision], list[Candidate]]:
     """Attach owners, let the rules judge; return the kept decisions and what may be released."""
+    with gc_paused():
+        return _decide_candidates(eligible, users, rules)
+
+
+def _decide_candidates(
+    eligible: Sequence[tuple[Allocation, int]],
+    users: UserIndex,
+    rules: Sequence[ReleaseRule],
+) -> tuple[list[AllocationDecision], list[Candidate]]:
     kept: list[AllocationDecision] = []
     candidates: list[Candidate] = []
     for allocation, days in eligible:
@@ -499,9 +514,8 @@ def plan_type(
 ) -> TypeResult:
     """The whole decision for one type, without I/O: listed allocations and fetched users in,
     decisions and release candidates out."""
-    with gc_paused():
-        screening = screen(raw_allocations, settings.license_type, settings.threshold_days, now)
-        kept, to_release = decide_candidates(screening.eligible, users, rules)
+    screening = screen(raw_allocations, settings.license_type, settings.threshold_days, now)
+    kept, to_release = decide_candidates(screening.eligible, users, rules)
     return TypeResult(
         settings=settings,
         listed=len(raw_allocations),
@@ -586,10 +600,6 @@ class ReleaseResult:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _fixed_clock(moment: datetime) -> Callable[[], datetime]:
-    return lambda: moment
 
 
 def _enabled_types(
@@ -680,11 +690,10 @@ def run_release(
     :param delivery: receives the release events; ``None`` sends them nowhere.
     :param journal: records each DELETE before and after it is sent.
     :param now: the moment thresholds are measured from (default: the clock at start).
-    :param clock: the time source for ``started``/``finished`` and each DELETE's event time
-        (default: real UTC time, or ``now`` when a fixed ``now`` is given).
+    :param clock: the time source for ``started``/``finished`` and for each DELETE, whose
+        moment is its release event's time (default: real UTC time).
     """
-    if clock is None:
-        clock = _fixed_clock(now) if now is not None else _utc_now
+    clock = clock or _utc_now
     started = clock()
     now = now or started
     release_settings = site.license_release
@@ -694,12 +703,19 @@ def run_release(
 
     ready, broken = _enabled_types(site, host)
     rules, rule_errors = host.release_rules(config, site)
-    if rule_errors:
+    # A plugin that failed to load may have been a rule plugin: its protection is unknown too.
+    load_errors = {
+        name: f"failed to load: {info.error}"
+        for name, info in getattr(host, "infos", {}).items()
+        if info.error
+    }
+    if rule_errors or load_errors:
+        problems = {**load_errors, **rule_errors}
         result.aborted = (
-            "release rule plugin(s) failed to register: "
-            + "; ".join(f"{name}: {why}" for name, why in sorted(rule_errors.items()))
-            + ". Nothing was released: the protection they give is unknown. Fix or disable"
-            " the plugin (license-agent plugins)"
+            "plugin(s) that may give neverRelease rules failed: "
+            + "; ".join(f"{name}: {why}" for name, why in sorted(problems.items()))
+            + ". Nothing was released: the protection they give is unknown. Fix the plugin, or"
+            " disable it in Butler.licenseAgent.plugins.disable (see license-agent plugins)"
         )
         logger.error("{}", result.aborted)
         result.types = [TypeResult(t) for t in ready] + broken
@@ -730,17 +746,15 @@ def run_release(
             type_results[settings.license_type].error = why
             continue
         listed[settings.license_type] = raw
-        with gc_paused():
-            screenings[settings.license_type] = screen(
-                raw, settings.license_type, settings.threshold_days, now
-            )
+        screenings[settings.license_type] = screen(
+            raw, settings.license_type, settings.threshold_days, now
+        )
     user_ids = set().union(*(s.user_ids() for s in screenings.values())) if screenings else set()
     report("fetching users", 0, len(user_ids))
     users = _fetch_users(qrs, user_ids)
     report("fetching users", len(user_ids), len(user_ids))
     for name, screening in screenings.items():
-        with gc_paused():
-            kept, to_release = decide_candidates(screening.eligible, users, rules)
+        kept, to_release = decide_candidates(screening.eligible, users, rules)
         type_result = type_results[name]
         type_result.listed = len(listed[name])
         type_result.decisions = screening.decisions + kept
@@ -865,10 +879,19 @@ def _release_type(
 
     results: list[_Deleted] = []
     report(f"releasing {settings.license_type}", 0, total)
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, total))) as pool:
+    pool = ThreadPoolExecutor(
+        max_workers=max(1, min(concurrency, total)), thread_name_prefix="release-delete"
+    )
+    try:
         for done in pool.map(delete_one, candidates):
             results.append(done)
             report(f"releasing {settings.license_type}", len(results), total)
+    except BaseException:
+        # Ctrl+C or a bug: send no further DELETE; those in flight finish (the journal has
+        # their intent, so a later run can account for them).
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
     _mark_quarantined(results, qrs, settings, run)
 
@@ -1004,6 +1027,9 @@ def run_release_job(
     """
     from agent.lock import LockBusy, release_lock
 
+    if not config.license_release.enable:
+        logger.info("license release is disabled (licenseRelease.enable: false); nothing to do")
+        return []
     if qrs_factory is None:
         from agent.qrs import QrsClient
 
@@ -1016,11 +1042,15 @@ def run_release_job(
 
             delivery = own_delivery = Delivery.from_config(config, host)
         for site in config.sites():
-            result = _run_site_job(config, host, site, delivery, qrs_factory, journal, release_lock)
+            try:
+                result = _run_site_job(
+                    config, host, site, delivery, qrs_factory, journal, release_lock
+                )
+            except LockBusy as exc:
+                logger.error("{}", exc)
+                continue
             if result is not None:
                 results.append(result)
-    except LockBusy as exc:
-        logger.error("{}", exc)
     except Exception as exc:  # the outbox cannot be opened, for example
         logger.error("license release job failed: {}: {}", type(exc).__name__, exc)
     finally:

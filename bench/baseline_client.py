@@ -141,8 +141,7 @@ class BaselineResult:
             "list_s": round(self.list_s, 3),
             "estimated": self.estimated,
             "note": (
-                f"sampled {self.sampled} of {self.candidates} candidates and extrapolated"
-                " linearly"
+                f"sampled {self.sampled} of {self.candidates} candidates and extrapolated linearly"
                 if self.estimated
                 else "measured in full"
             ),

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from common import Site  # type: ignore[import-not-found]
+
 from agent.qrs import DEFAULT_CHUNK_SIZE, encode_query, filter_any_id, new_xrfkey
 from agent.release import release_filter, screen
-
-from common import Site  # type: ignore[import-not-found]
 
 #: Enabled types in the agent's order: (license type, QRS resource).
 TYPES = (("professional", "professionalaccesstype"), ("analyzer", "analyzeraccesstype"))
@@ -76,9 +76,7 @@ def agent_reads(
     return AgentReads(lists, chunks, listed, eligible, len(ordered))
 
 
-def _get(
-    session: Any, url: str, path: str, params: Mapping[str, str]
-) -> Any:  # requests.Response
+def _get(session: Any, url: str, path: str, params: Mapping[str, str]) -> Any:  # requests.Response
     key = new_xrfkey()
     response = session.get(
         f"{url}{path}?{encode_query({'xrfkey': key, **params})}",

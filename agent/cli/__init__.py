@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "simulator_cmd",
     "demo_cmd",
     "report_cmd",
+    "health_cmd",
 )
 
 EXIT_OK = 0

@@ -14,8 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from agent.cli.common import load_config_for, setup_logging_for
-from agent.config import ConfigError
+from agent.config import ConfigError, config_warnings
 from agent.models import QrsDataError, parse_qrs_time
 
 
@@ -99,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config_for(args)
     assert config is not None
     setup_logging_for(args, config)
+    for warning in config_warnings(config):
+        logger.warning("{}", warning)
     release = config.license_release
     dry_run = bool(args.dry_run or release.dry_run)
     now = None

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from types import FrameType
 from typing import Any
 
@@ -22,6 +23,8 @@ from loguru import logger
 
 from agent.cli.common import load_config_for, setup_logging_for
 from agent.config import AgentConfig, ConfigError, check_files, config_warnings
+from agent.delivery import Delivery
+from agent.heartbeat import Heartbeat, heartbeat_enabled, heartbeat_path, timed_job
 from agent.plugins import PluginHost, build_plugin_host
 from agent.schedule import RunLoop, jobs_from_config
 
@@ -65,12 +68,38 @@ def resolve_job(name: str) -> Callable[..., Any]:
     return function
 
 
-def _job(name: str, config: AgentConfig, host: PluginHost) -> Callable[[], Any]:
+#: The job names destinations see in ``record_job_result`` (and Prometheus' ``job_name``).
+JOB_FEATURES = {"monitor": "license_monitor", "release": "license_release"}
+
+
+def _job(name: str, config: AgentConfig, host: PluginHost, delivery: Any) -> Callable[[], Any]:
     def call() -> Any:
-        return resolve_job(name)(config, host)
+        results = None
+        ok = False
+        try:
+            results = resolve_job(name)(config, host, delivery)
+            ok = bool(results) and all(getattr(r, "ok", True) for r in results)
+            return results
+        finally:
+            report_job_result(delivery, JOB_FEATURES.get(name, name), ok)
 
     call.__name__ = f"{name}_job"
     return call
+
+
+def report_job_result(delivery: Any, job: str, ok: bool) -> None:
+    """Tell destinations that track the agent's health (Prometheus) how a job went."""
+    finished = datetime.now(timezone.utc)
+    for destination in getattr(delivery, "destinations", ()):
+        record = getattr(destination, "record_job_result", None)
+        if not callable(record):
+            continue
+        try:
+            record(job=job, ok=ok, finished=finished, qrs_errors=0 if ok else 1)
+        except Exception as exc:  # a health gauge must never break a job
+            logger.warning(
+                "destination {} could not record the {} job: {}", destination.name, job, exc
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,16 +127,48 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     host = build_plugin_host(config)
+    # One delivery for the agent's life: destinations that serve (Prometheus) stay up and
+    # keep their counters, and pending outbox rows are sent before the first run.
+    delivery = Delivery.from_config(config, host)
     loop = RunLoop(run_at_start=config.agent.run_at_start)
+    # The heartbeat file tells a monitoring system (`license-agent health`) how each job went.
+    heartbeat = Heartbeat(heartbeat_path(config)) if heartbeat_enabled(config) else None
     for name, frequency in jobs:
-        loop.add_job(name, frequency, _job(name, config, host))
+        job = _job(name, config, host, delivery)
+        if heartbeat is not None:
+            job = timed_job(name, job, heartbeat, lambda: [s.name for s in config.sites()])
+        loop.add_job(name, frequency, job)
+    if heartbeat is not None:
+        heartbeat.started({name: frequency.text for name, frequency in jobs})
     host.startup(config)
     try:
+        _flush(delivery, "at start")
         with stop_on_signals(loop):
             loop.run()
+        _flush(delivery, "before stopping")
     finally:
+        delivery.close()
         host.shutdown(config)
+        if heartbeat is not None:
+            heartbeat.stopped()
     return 0
+
+
+def _flush(delivery: Delivery, when: str) -> None:
+    """Send what the outbox holds; never raises (a destination down is logged by delivery)."""
+    try:
+        if delivery.outbox.count():
+            report = delivery.flush()
+            logger.info(
+                "outbox {}: {}",
+                when,
+                ", ".join(
+                    f"{d.name}: {d.written} sent, {d.pending} pending" for d in report.destinations
+                )
+                or "nothing to send",
+            )
+    except Exception as exc:
+        logger.error("could not flush the outbox {}: {}", when, exc)
 
 
 @contextmanager

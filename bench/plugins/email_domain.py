@@ -23,7 +23,9 @@ from agent.models import Candidate, ReleaseRule, Vetoes
 
 @hookimpl
 def sla_release_rules(config) -> list[ReleaseRule] | None:
-    domains = {str(d).strip().lower() for d in config.plugin_settings("email_domain").get("domains") or ()}
+    domains = {
+        str(d).strip().lower() for d in config.plugin_settings("email_domain").get("domains") or ()
+    }
     if not domains:
         return None
     suffixes = tuple("@" + d for d in domains)
@@ -36,8 +38,14 @@ def sla_release_rules(config) -> list[ReleaseRule] | None:
                 continue
             for attribute in user.attributes:
                 if attribute.type == "Email" and attribute.value.lower().endswith(suffixes):
-                    vetoes[candidate.allocation.id] = f"user's e-mail {attribute.value} is in a kept domain"
+                    vetoes[candidate.allocation.id] = (
+                        f"user's e-mail {attribute.value} is in a kept domain"
+                    )
                     break
         return vetoes
 
-    return [ReleaseRule(name="emailDomain", judge=judge, description="keep users of some e-mail domains")]
+    return [
+        ReleaseRule(
+            name="emailDomain", judge=judge, description="keep users of some e-mail domains"
+        )
+    ]

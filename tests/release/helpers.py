@@ -250,6 +250,7 @@ class ReleaseHarness:
                 dry_run=dry_run,
                 delivery=kwargs.pop("delivery", self.delivery),
                 now=now,
+                clock=kwargs.pop("clock", lambda: now),
                 **kwargs,
             )
 

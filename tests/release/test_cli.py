@@ -174,3 +174,33 @@ def test_enable_false_still_allows_a_dry_run(
     assert main(["release", "--once", "--dry-run", "--config", str(config)]) == 0
     assert "would_release" not in capsys.readouterr().out  # the summary only, no --explain
     assert harness.requests("DELETE") == 0
+
+
+def test_missing_certificate_files_are_a_config_error(
+    harness: ReleaseHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    harness.start(state([ALICE], professional=[allocation(ALICE, ago(400))]))
+    config = harness.tmp_path / "config.yaml"
+    text = config_text(release_block(""), **harness.config_options())
+    config.write_text(
+        text.replace(str(harness.certs.client_cert), str(harness.tmp_path / "nope.pem"))
+    )
+    assert main(["release", "--once", "--dry-run", "--config", str(config)]) == 2
+    assert "nope.pem" in capsys.readouterr().err
+
+
+def test_progress_is_drawn_on_one_line() -> None:
+    import io
+
+    from agent.cli.release_cmd import TerminalProgress
+
+    stream = io.StringIO()
+    progress = TerminalProgress(stream)
+    progress("releasing professional", 0, 3)
+    progress("releasing professional", 3, 3)
+    progress.clear()
+    assert stream.getvalue().split("\r\033[K")[1:] == [
+        "releasing professional: 0/3",
+        "releasing professional: 3/3",
+        "",
+    ]

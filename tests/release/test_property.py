@@ -167,7 +167,7 @@ def model_days(allocation: dict[str, Any]) -> int | None:
     return math.floor((NOW - activity) / timedelta(days=1))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(population=populations(), rules=rule_sets, threshold=st.integers(1, 60))
 def test_release_decisions_match_the_model(
     population: dict[str, Any], rules: dict[str, Any], threshold: int

@@ -576,3 +576,41 @@ def test_scheduled_job_logs_an_error_when_the_limit_trips(harness: ReleaseHarnes
     assert len(results) == 1 and results[0].limit_tripped
     assert any("safety limit" in r["message"] for r in messages)
     assert harness.requests("DELETE") == 0
+
+
+def test_a_plugin_that_fails_to_load_stops_the_run(harness: ReleaseHarness) -> None:
+    """It might have been a rule plugin; disabling it explicitly lets the run go on."""
+    folder = harness.tmp_path / "plugins.d"
+    folder.mkdir()
+    (folder / "hr_rules.py").write_text("raise ImportError('hr_client is not installed')\n")
+    harness.start(three_users_state())
+
+    def with_plugins(disable):
+        def patch(butler):
+            butler["licenseAgent"]["plugins"] = {"paths": [str(folder)], "disable": disable}
+
+        return patch
+
+    result = harness.run(patch=with_plugins([]))
+    assert result.aborted and "hr_rules: failed to load" in result.aborted
+    assert "hr_client is not installed" in result.aborted
+    assert harness.sim.get_stats()["total"] == 0
+    result = harness.run(patch=with_plugins(["hr_rules"]))
+    assert result.ok and result.counts()["professional"]["released"] == 3
+
+
+def test_scheduled_job_skips_a_site_another_agent_is_releasing(harness: ReleaseHarness) -> None:
+    from agent.lock import release_lock
+
+    harness.start(three_users_state())
+    config = harness.config(release_block(""))
+    messages = []
+    sink = logger.add(lambda m: messages.append(m.record["message"]), level="ERROR")
+    try:
+        with release_lock(config.state_dir, config.sites()[0].name):
+            results = run_release_job(config, build_plugin_host(config), harness.delivery)
+    finally:
+        logger.remove(sink)
+    assert results == []
+    assert any("another license agent is releasing" in m for m in messages)
+    assert harness.sim.get_stats()["total"] == 0

@@ -38,6 +38,11 @@ DELETE_PRO = f"DELETE /qrs/license/{PRO}/{{id}}"
 DELETE_ANA = f"DELETE /qrs/license/{ANA}/{{id}}"
 
 
+def real_now() -> datetime:
+    """The real time: for sites served to agents in subprocesses, which measure from it."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
 def ago(days: float, now: datetime = NOW) -> str:
     return format_qrs_time(now - timedelta(days=days))
 
@@ -354,3 +359,66 @@ class FakeClock:
 
 def no_sleep(seconds: float) -> None:
     """The QRS client's wait between retries, skipped (the backoff is tested in tests/qrs)."""
+
+
+# --------------------------------------------------------------------------- a flaky InfluxDB
+
+
+class FlakyInflux:
+    """A local HTTP server that answers like InfluxDB 1.x and records every line it accepts.
+
+    ``up = False`` makes it answer 503 to everything without recording (a clean failure: the
+    agent cannot know more than "not written"). Lines are kept in arrival order.
+    """
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+        self.up = True
+        self.lines: list[str] = []
+        self.refused = 0
+        self._lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self, status: int, body: bytes = b"") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with outer._lock:
+                    if not outer.up:
+                        outer.refused += 1
+                        self._answer(503, b'{"error":"down"}')
+                        return
+                    if self.path.startswith("/write"):
+                        outer.lines.extend(x for x in body.decode().split("\n") if x)
+                        self._answer(204)
+                    else:
+                        self._answer(200, b'{"results":[{"statement_id":0}]}')
+
+            do_GET = do_POST = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

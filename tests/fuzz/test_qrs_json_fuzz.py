@@ -1,0 +1,273 @@
+"""Fuzz the QRS data path: random and mutated JSON never crashes it and never releases anything
+whose data failed validation.
+
+Inputs are random JSON values and mutations of real QRS shapes (the samples from the QRS
+reference, and objects the simulator serves). They go through :func:`parse_allocation`,
+:func:`parse_user`, every license type's ``extract`` and the release decision
+(:func:`agent.release.screen` and :func:`agent.release.plan_type` with the real rules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agent.config import parse_config
+from agent.models import Allocation, QrsDataError, User, parse_allocation, parse_user
+from agent.plugins import build_plugin_host
+from agent.release import TypeSettings, index_users, plan_type, screen
+from agent.simulator import generate_state
+
+from .strategies import JSON_VALUES, mutated
+
+UTC = timezone.utc
+NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# The shapes QRS.md documents.
+ALLOCATION = {
+    "id": "046b6c7f-0b8a-43b9-b35d-6489e6daee91",
+    "createdDate": "2026-01-23T04:56:07.000Z",
+    "modifiedDate": "2026-01-23T04:56:07.000Z",
+    "modifiedByUserName": "INTERNAL\\sa_repository",
+    "schemaPath": "License.ProfessionalAccessType",
+    "privileges": None,
+    "user": {
+        "id": "1c2e3f4a-0000-4000-8000-000000000001",
+        "userId": "jdoe",
+        "userDirectory": "ACME",
+        "userDirectoryConnectorName": "ACME",
+        "name": "Jane Doe",
+        "privileges": None,
+    },
+    "lastUsed": "2026-03-01T08:12:44.000Z",
+    "excess": False,
+    "quarantined": False,
+    "quarantineEnd": "1753-01-01T00:00:00.000Z",
+    "deletedUserId": "",
+    "deletedUserDirectory": "",
+}
+USER = {
+    "id": "1c2e3f4a-0000-4000-8000-000000000001",
+    "createdDate": "2025-01-23T04:56:07.000Z",
+    "modifiedDate": "2025-01-23T04:56:07.000Z",
+    "modifiedByUserName": "INTERNAL\\sa_repository",
+    "schemaPath": "User",
+    "privileges": None,
+    "customProperties": [
+        {
+            "id": "9",
+            "value": "do-not-release",
+            "definition": {"id": "8", "name": "LicenseManage", "valueType": "Text"},
+        }
+    ],
+    "userId": "jdoe",
+    "userDirectory": "ACME",
+    "userDirectoryConnectorName": "ACME",
+    "name": "Jane Doe",
+    "roles": [],
+    "attributes": [{"attributeType": "Group", "attributeValue": "Sales"}],
+    "inactive": False,
+    "removedExternally": False,
+    "blacklisted": False,
+    "deleteProhibited": False,
+    "tags": [{"id": "7", "name": "VIP", "privileges": None}],
+    "favorites": [],
+}
+OVERVIEW = {
+    "totalTokens": 0,
+    "availableTokens": 0,
+    "tokensEnabled": False,
+    "userAccess": {"enabled": False, "tokenCost": 1, "allocatedTokens": 0, "usedTokens": 0},
+    "loginAccess": {"enabled": False, "tokenCost": 0.1, "allocatedTokens": 0},
+    "professionalAccess": {
+        "enabled": True,
+        "total": 25,
+        "allocated": 5,
+        "used": 0,
+        "quarantined": 0,
+        "excess": 0,
+        "available": 20,
+    },
+    "analyzerAccess": {
+        "enabled": True,
+        "total": 25,
+        "allocated": 4,
+        "used": 0,
+        "quarantined": 0,
+        "excess": 0,
+        "available": 21,
+    },
+    "analyzerTimeAccess": {"enabled": True, "allocatedMinutes": 700, "usedMinutes": 0},
+    "schemaPath": "AccessTypeOverview",
+}
+
+# A small generated site: real allocation and user objects as the simulator serves them.
+_SITE = generate_state(40, 3, NOW)
+SITE_ALLOCATIONS = list(_SITE.allocations["professionalaccesstype"].values())
+SITE_USERS = {u["id"]: u for u in _SITE.users.values()}
+
+CONFIG = parse_config(
+    yaml.safe_load(
+        """
+Butler:
+  configQRS: {host: qs.example.com}
+  cert: {clientCert: c.pem, clientCertKey: k.pem, clientCertCA: r.pem}
+  qlikSenseLicense:
+    licenseRelease:
+      enable: true
+      neverRelease:
+        user: [{userDir: INTERNAL, userId: sa_api}]
+        tag: [VIP, License do not release]
+        customProperty: [{name: LicenseManage, value: do-not-release}]
+        userDirectory: [ADMIN]
+        inactive: Yes
+        blocked: Yes
+        removedExternally: Ignore
+      licenseType:
+        professional: {enable: true, releaseThresholdDays: 30}
+"""
+    )
+)
+SITE_CONFIG = CONFIG.sites()[0]
+HOST = build_plugin_host(CONFIG)
+RULES, _ERRORS = HOST.release_rules(CONFIG, SITE_CONFIG)
+assert not _ERRORS
+SETTINGS = TypeSettings("professional", "professionalaccesstype", 30)
+
+
+def parses(raw: Any) -> Allocation | None:
+    try:
+        return parse_allocation(raw, "professional")
+    except QrsDataError:
+        return None
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@FUZZ
+@given(st.one_of(JSON_VALUES, mutated(ALLOCATION, 4)))
+def test_parse_allocation_returns_an_allocation_or_raises_qrs_data_error(raw: Any) -> None:
+    try:
+        allocation = parse_allocation(raw, "professional")
+    except QrsDataError as exc:
+        assert str(exc)
+        return
+    assert isinstance(allocation, Allocation) and allocation.id
+    assert allocation.created.tzinfo is not None
+    assert isinstance(allocation.quarantined, bool)
+    assert allocation.user is not None or allocation.deleted_user_id
+
+
+@FUZZ
+@given(st.one_of(JSON_VALUES, mutated(USER, 4)))
+def test_parse_user_returns_a_user_or_raises_qrs_data_error(raw: Any) -> None:
+    try:
+        user = parse_user(raw)
+    except QrsDataError as exc:
+        assert str(exc)
+        return
+    assert isinstance(user, User) and user.user_id
+    assert all(isinstance(t, str) for t in user.tags)
+    for flag in (user.inactive, user.blocked, user.removed_externally):
+        assert flag in (True, False, None)
+
+
+@FUZZ
+@given(st.one_of(mutated(OVERVIEW, 5), JSON_VALUES.filter(lambda v: isinstance(v, dict))))
+def test_license_type_extractors_never_raise_and_give_numbers(overview: Any) -> None:
+    for license_type in HOST.license_types():
+        fields = license_type.extract(overview)
+        if fields is None:
+            continue
+        assert isinstance(fields, Mapping)
+        for name, value in fields.items():
+            assert isinstance(name, str)
+            assert isinstance(value, int | float) and not isinstance(value, bool), (name, value)
+
+
+# --------------------------------------------------------------------------- deciding
+
+
+@st.composite
+def listings(draw: st.DrawFn) -> list[Any]:
+    """A listing of allocations: real ones, some mutated, some random values, some repeated."""
+    picked = draw(st.lists(st.sampled_from(SITE_ALLOCATIONS), min_size=1, max_size=12))
+    listing: list[Any] = []
+    for allocation in picked:
+        choice = draw(st.integers(0, 5))
+        if choice == 0:
+            listing.append(draw(mutated(allocation, 2)))
+        elif choice == 1:
+            listing.append(draw(JSON_VALUES))
+        else:
+            listing.append(allocation)
+    if draw(st.booleans()) and listing:
+        listing.insert(0, draw(mutated(draw(st.sampled_from(picked)), 1)))  # a broken twin
+    return listing
+
+
+@st.composite
+def fetched_users(draw: st.DrawFn) -> dict[str, Any]:
+    users: dict[str, Any] = {}
+    for user_id, user in SITE_USERS.items():
+        choice = draw(st.integers(0, 9))
+        if choice == 0:
+            continue  # QRS did not return it
+        users[user_id] = draw(mutated(user, 2)) if choice == 1 else user
+    return users
+
+
+def _invalid_ids(listing: list[Any]) -> set[str]:
+    """Ids of listed objects that fail validation (when an id can be read at all)."""
+    ids = set()
+    for raw in listing:
+        if parses(raw) is None and isinstance(raw, Mapping) and isinstance(raw.get("id"), str):
+            ids.add(raw["id"].lower())
+    return ids
+
+
+@FUZZ
+@given(listings())
+def test_screen_never_makes_eligible_what_failed_validation(listing: list[Any]) -> None:
+    screening = screen(listing, "professional", 30, NOW)
+    invalid = _invalid_ids(listing)
+    for allocation, days in screening.eligible:
+        assert allocation.id.lower() not in invalid
+        assert not allocation.quarantined and days >= 30
+    decided = len(screening.eligible) + len(screening.decisions)
+    assert decided <= len(listing)
+
+
+@FUZZ
+@given(listings(), fetched_users())
+def test_the_release_decision_releases_only_fully_valid_unprotected_data(
+    listing: list[Any], users: dict[str, Any]
+) -> None:
+    result = plan_type(SETTINGS, listing, index_users(users), RULES, NOW)
+    invalid = _invalid_ids(listing)
+    for candidate in result.to_release:
+        allocation = candidate.allocation
+        assert allocation.id.lower() not in invalid, "released from data that failed validation"
+        assert not allocation.quarantined and candidate.days_since_last_use >= 30
+        if allocation.user is None:
+            assert candidate.user is None and allocation.deleted_user_id
+            continue
+        raw_user = users.get(allocation.user.id)
+        assert raw_user is not None, "released although its owner was not fetched"
+        user = parse_user(raw_user)  # must be valid, or it could not be a candidate
+        assert candidate.user == user
+        # The protections the config sets, checked independently of the plugins.
+        assert (user.user_directory.casefold(), user.user_id.casefold()) != ("internal", "sa_api")
+        assert user.user_directory.casefold() != "admin"
+        assert not {t.casefold() for t in user.tags} & {"vip", "license do not release"}
+        assert ("licensemanage", "do-not-release") not in {
+            (p.name.casefold(), p.value.casefold()) for p in user.custom_properties
+        }
+        assert user.inactive is False and user.blocked is False
