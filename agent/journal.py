@@ -29,17 +29,28 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from agent.lock import lock_path
-from agent.models import MEASUREMENT_RELEASE, Decision, Point, format_qrs_time, parse_qrs_time
-from agent.release import EventSink, JournalEntry, release_event
+from agent.models import (
+    FEATURE_LICENSE_RELEASE,
+    MEASUREMENT_RELEASE,
+    Decision,
+    Point,
+    format_qrs_time,
+    parse_qrs_time,
+)
+from agent.release import EventSink, JournalEntry, ReleaseJournal, release_event
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig, SiteConfig
 
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -511,6 +522,35 @@ class JournaledSink:
         return getattr(self.delivery, name)
 
 
+@contextmanager
+def journaled(
+    config: AgentConfig,
+    site: SiteConfig,
+    qrs: Any,
+    delivery: EventSink | None,
+    journal: ReleaseJournal | None = None,
+) -> Iterator[tuple[ReleaseJournal, EventSink | None]]:
+    """The journal and the delivery a release run on ``site`` must use, after recovery.
+
+    Opens the site's :class:`SqliteJournal` in ``config.state_dir`` (unless ``journal`` is
+    given), settles what an earlier run left (:meth:`SqliteJournal.recover`) and wraps
+    ``delivery`` so that the journal learns which events the outbox holds. Call it under the
+    site's release lock. Raises :class:`JournalError` when the journal cannot be opened: a
+    release run without its journal must not start.
+    """
+    own = journal is None
+    active = SqliteJournal.for_site(config.state_dir, site.name) if journal is None else journal
+    try:
+        sink = delivery
+        if isinstance(active, SqliteJournal):
+            sink = active.sink(delivery) if delivery is not None else None
+            active.recover(qrs, sink, site.static_tags(FEATURE_LICENSE_RELEASE))
+        yield active, sink
+    finally:
+        if own and isinstance(active, SqliteJournal):
+            active.close()
+
+
 def _marks(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
@@ -538,4 +578,5 @@ __all__ = [
     "RecoveryReport",
     "SqliteJournal",
     "journal_path",
+    "journaled",
 ]

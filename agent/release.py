@@ -21,7 +21,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -69,6 +69,7 @@ STEP_DATA = "qrsData"
 STEP_USER_LOOKUP = "userLookup"
 STEP_LIMIT = "maxReleasesPerRun"
 STEP_DELETE = "delete"
+STEP_STOP = "stop"
 
 
 def fold(text: str) -> str:
@@ -256,12 +257,17 @@ def _screen(
     raw_allocations: Iterable[Any], license_type: str, threshold_days: int, now: datetime
 ) -> Screening:
     result = Screening()
-    seen: set[str] = set()
+    seen: dict[str, Allocation] = {}
+    # Ids QRS listed more than once with different or unreadable data: never released.
+    doubtful: set[str] = set()
     threshold_seconds = threshold_days * 86400
     for raw in raw_allocations:
         try:
             allocation = parse_allocation(raw, license_type)
         except QrsDataError as exc:
+            raw_id = raw.get("id") if isinstance(raw, Mapping) else None
+            if isinstance(raw_id, str):
+                doubtful.add(raw_id.lower())
             stub, days = _stub_allocation(raw, license_type, now)
             result.decisions.append(
                 AllocationDecision(
@@ -278,8 +284,10 @@ def _screen(
             continue
         key = allocation.id.lower()
         if key in seen:
+            if seen[key] != allocation:
+                doubtful.add(key)
             continue  # QRS listed it twice; one decision is enough
-        seen.add(key)
+        seen[key] = allocation
         seconds = (now - allocation.last_activity).total_seconds()
         days = int(seconds // 86400)
         if allocation.quarantined:
@@ -316,7 +324,33 @@ def _screen(
                     ),
                 )
             )
+    if doubtful and result.eligible:
+        _keep_doubtful(result, doubtful)
     return result
+
+
+def _keep_doubtful(result: Screening, doubtful: set[str]) -> None:
+    """Keep eligible allocations that QRS also listed with other or unreadable data."""
+    eligible = []
+    for allocation, days in result.eligible:
+        if allocation.id.lower() not in doubtful:
+            eligible.append((allocation, days))
+            continue
+        result.decisions.append(
+            AllocationDecision(
+                allocation,
+                Decision.KEPT,
+                days,
+                (
+                    Reason(
+                        STEP_DATA,
+                        "QRS listed this allocation more than once with different or unreadable"
+                        " data; kept until QRS answers consistently",
+                    ),
+                ),
+            )
+        )
+    result.eligible = eligible
 
 
 class UserIndex:
@@ -671,6 +705,13 @@ def _set_limits(
         result.limit = limits.limit_for(allocated or 0)
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says QRS cannot be used at all (down, TLS refused, no rights)."""
+    from agent.qrs import QrsAuthError, QrsConnectionError, QrsTimeout, QrsTlsError
+
+    return isinstance(exc, QrsConnectionError | QrsTlsError | QrsAuthError | QrsTimeout)
+
+
 def run_release(
     config: AgentConfig,
     site: SiteConfig,
@@ -683,6 +724,7 @@ def run_release(
     now: datetime | None = None,
     clock: Callable[[], datetime] | None = None,
     progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ReleaseResult:
     """One release run on ``site``.
 
@@ -692,6 +734,9 @@ def run_release(
     :param now: the moment thresholds are measured from (default: the clock at start).
     :param clock: the time source for ``started``/``finished`` and for each DELETE, whose
         moment is its release event's time (default: real UTC time).
+    :param should_stop: asked before each DELETE; once it returns true (the agent is
+        stopping) no further DELETE is sent: those in flight finish, the others are kept
+        for the next run.
     """
     clock = clock or _utc_now
     started = clock()
@@ -742,13 +787,25 @@ def run_release(
             )
         except Exception as exc:
             why = f"listing {settings.license_type} allocations failed: {type(exc).__name__}: {exc}"
-            logger.error("{}; no {} allocation is released this run", why, settings.license_type)
             type_results[settings.license_type].error = why
+            if _unreachable(exc):
+                # QRS is down or refuses us: every other request would fail the same way, and
+                # the scheduled job logs this once (not once per type and per retry).
+                result.aborted = f"QRS cannot be used: {exc}. Nothing was released"
+                for other in ready[index + 1 :]:
+                    type_results[other.license_type] = TypeResult(other, error=why)
+                break
+            logger.error("{}; no {} allocation is released this run", why, settings.license_type)
             continue
         listed[settings.license_type] = raw
         screenings[settings.license_type] = screen(
             raw, settings.license_type, settings.threshold_days, now
         )
+    if result.aborted:
+        result.types = list(type_results.values()) + broken
+        result.errors.append(result.aborted)
+        result.finished = clock()
+        return result
     user_ids = set().union(*(s.user_ids() for s in screenings.values())) if screenings else set()
     report("fetching users", 0, len(user_ids))
     users = _fetch_users(qrs, user_ids)
@@ -798,6 +855,7 @@ def run_release(
                     release_settings.delete_concurrency,
                     site,
                     report,
+                    should_stop,
                 )
         if result.events and delivery is not None:
             try:
@@ -828,6 +886,7 @@ def _release_type(
     concurrency: int,
     site: SiteConfig,
     report: Progress,
+    should_stop: Callable[[], bool] | None = None,
 ) -> None:
     settings = type_result.settings
     candidates = type_result.to_release
@@ -846,6 +905,13 @@ def _release_type(
             last_used=allocation.last_used,
             at=clock(),
         )
+        if should_stop is not None and should_stop():
+            return _Deleted(
+                candidate,
+                entry,
+                Decision.KEPT,
+                "the agent is stopping: not deleted; the next run decides again",
+            )
         try:
             journal.intent(entry)
         except Exception as exc:
@@ -894,6 +960,13 @@ def _release_type(
     pool.shutdown(wait=True)
 
     _mark_quarantined(results, qrs, settings, run)
+    stopped = sum(1 for done in results if done.decision is Decision.KEPT)
+    if stopped:
+        logger.info(
+            "stopping: {} {} allocation(s) not deleted; the next run decides again",
+            stopped,
+            settings.license_type,
+        )
 
     static_tags = site.static_tags(FEATURE_LICENSE_RELEASE)
     for done in results:
@@ -906,6 +979,8 @@ def _release_type(
             )
         elif done.decision is Decision.ALREADY_GONE:
             reasons = (Reason(STEP_DELETE, done.detail),)
+        elif done.decision is Decision.KEPT:
+            reasons = (Reason(STEP_STOP, done.detail),)
         type_result.decisions.append(
             AllocationDecision(
                 allocation,
@@ -915,6 +990,8 @@ def _release_type(
                 _user_name(done.candidate),
             )
         )
+        if done.decision is Decision.KEPT:
+            continue  # never sent: nothing for the journal
         try:
             journal.outcome(done.entry, done.decision, done.detail)
         except Exception as exc:
@@ -1018,12 +1095,16 @@ def run_release_job(
     *,
     qrs_factory: Callable[[SiteConfig], ReleaseQrs] | None = None,
     journal: ReleaseJournal | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[ReleaseResult]:
     """The scheduled release job: one run per site, each under the site's release lock.
 
-    Never raises: a run's problems are logged (an error when the safety limit stopped it)
-    and returned, so the scheduler carries on. With ``delivery`` ``None`` a delivery is
-    opened from the config (only if the run may release) and closed after.
+    Never raises: a run's problems are logged once (an error when the safety limit stopped
+    it, or QRS could not be used) and returned, so the scheduler carries on. With
+    ``delivery`` ``None`` a delivery is opened from the config (only if the run may release)
+    and closed after. Each run first settles what an interrupted run left in the site's
+    release journal (:mod:`agent.journal`; ``journal`` replaces it, for tests).
+    ``should_stop`` is asked before each DELETE (see :func:`run_release`).
     """
     from agent.lock import LockBusy, release_lock
 
@@ -1044,7 +1125,7 @@ def run_release_job(
         for site in config.sites():
             try:
                 result = _run_site_job(
-                    config, host, site, delivery, qrs_factory, journal, release_lock
+                    config, host, site, delivery, qrs_factory, journal, release_lock, should_stop
                 )
             except LockBusy as exc:
                 logger.error("{}", exc)
@@ -1067,7 +1148,10 @@ def _run_site_job(
     qrs_factory: Callable[[SiteConfig], ReleaseQrs],
     journal: ReleaseJournal | None,
     release_lock: Callable[..., Any],
+    should_stop: Callable[[], bool] | None = None,
 ) -> ReleaseResult | None:
+    from agent.journal import JournalError, journaled
+
     with release_lock(config.state_dir, site.name):
         try:
             qrs = qrs_factory(site)
@@ -1075,7 +1159,25 @@ def _run_site_job(
             logger.error("release run on {}: cannot set up the QRS client: {}", site.name, exc)
             return None
         try:
-            result = run_release(config, site, host, qrs, delivery=delivery, journal=journal)
+            # A dry run deletes nothing: no journal (a real run settles it later).
+            settle = (
+                nullcontext((journal, delivery))
+                if site.license_release.dry_run
+                else journaled(config, site, qrs, delivery, journal)
+            )
+            with settle as (site_journal, sink):
+                result = run_release(
+                    config,
+                    site,
+                    host,
+                    qrs,
+                    delivery=sink,
+                    journal=site_journal,
+                    should_stop=should_stop,
+                )
+        except JournalError as exc:
+            logger.error("release run on {} not started: {}", site.name, exc)
+            return None
         except Exception as exc:  # a bug: log it fully, keep the scheduler alive
             logger.exception("release run on {} failed: {}", site.name, exc)
             return None

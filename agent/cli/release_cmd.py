@@ -8,6 +8,7 @@ DELETEs failed; 2 for configuration mistakes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from datetime import datetime
@@ -130,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
             ["Butler.configQRS and Butler.cert must be set: the release run needs the QRS host"]
         )
 
+    from agent.journal import JournalError, journaled
     from agent.lock import LockBusy, release_lock
     from agent.plugins import build_plugin_host
     from agent.qrs import QrsCertificateFileError, QrsClient
@@ -149,19 +151,27 @@ def run(args: argparse.Namespace) -> int:
         for site in sites:
             try:
                 with release_lock(config.state_dir, site.name), QrsClient(site) as qrs:
-                    result = run_release(
-                        config,
-                        site,
-                        host,
-                        qrs,
-                        dry_run=args.dry_run or None,
-                        delivery=delivery,
-                        now=now,
-                        progress=progress,
+                    # A real run first settles what an interrupted one left in the journal.
+                    journal = (
+                        contextlib.nullcontext((None, None))
+                        if dry_run
+                        else journaled(config, site, qrs, delivery)
                     )
+                    with journal as (site_journal, sink):
+                        result = run_release(
+                            config,
+                            site,
+                            host,
+                            qrs,
+                            dry_run=args.dry_run or None,
+                            delivery=sink,
+                            journal=site_journal,
+                            now=now,
+                            progress=progress,
+                        )
             except QrsCertificateFileError as exc:
                 raise ConfigError([str(exc)]) from None
-            except LockBusy as exc:
+            except (LockBusy, JournalError) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 code = 1
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import signal
 import sys
 import threading
@@ -72,12 +73,23 @@ def resolve_job(name: str) -> Callable[..., Any]:
 JOB_FEATURES = {"monitor": "license_monitor", "release": "license_release"}
 
 
-def _job(name: str, config: AgentConfig, host: PluginHost, delivery: Any) -> Callable[[], Any]:
+def _job(
+    name: str,
+    config: AgentConfig,
+    host: PluginHost,
+    delivery: Any,
+    should_stop: Callable[[], bool] | None = None,
+) -> Callable[[], Any]:
     def call() -> Any:
         results = None
         ok = False
         try:
-            results = resolve_job(name)(config, host, delivery)
+            function = resolve_job(name)
+            # A job that can stop part-way (the release: no new DELETE once stopping) is told.
+            extra = {}
+            if should_stop is not None and "should_stop" in inspect.signature(function).parameters:
+                extra["should_stop"] = should_stop
+            results = function(config, host, delivery, **extra)
             ok = bool(results) and all(getattr(r, "ok", True) for r in results)
             return results
         finally:
@@ -134,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     # The heartbeat file tells a monitoring system (`license-agent health`) how each job went.
     heartbeat = Heartbeat(heartbeat_path(config)) if heartbeat_enabled(config) else None
     for name, frequency in jobs:
-        job = _job(name, config, host, delivery)
+        job = _job(name, config, host, delivery, lambda: loop.stopping)
         if heartbeat is not None:
             job = timed_job(name, job, heartbeat, lambda: [s.name for s in config.sites()])
         loop.add_job(name, frequency, job)

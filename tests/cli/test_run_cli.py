@@ -77,7 +77,7 @@ def test_a_signal_stops_the_loop_gracefully_with_exit_0(
     finished = threading.Event()
 
     def fake_job(name: str) -> Callable[..., None]:
-        def job(config: Any, host: Any) -> None:
+        def job(config: Any, host: Any, delivery: Any = None) -> None:
             calls.append((name, config.license_monitor.frequency))
             os.kill(os.getpid(), signum)  # as `kill` or Ctrl+C would, mid-run
             finished.set()  # the run is allowed to end before the loop returns
