@@ -80,30 +80,30 @@ class JobOutcome:
         return cls(ok=False, error=error)
 
 
-def _release_error(result: Any) -> str | None:
+def _site_error(result: Any) -> str | None:
+    """Why one site's run failed, or ``None``: a monitor result's ``error``, or for a release
+    result what stopped it (safety limit, failed listing, failed deletes)."""
     if getattr(result, "ok", True):
         return None
-    errors = list(getattr(result, "errors", ()) or ())
+    error = getattr(result, "error", None)
+    if isinstance(error, str) and error:
+        return error
     aborted = getattr(result, "aborted", None)
-    parts = ([aborted] if aborted else []) + errors
+    parts = ([aborted] if aborted else []) + list(getattr(result, "errors", ()) or ())
     return "; ".join(parts) or "some deletes failed (see the log)"
 
 
-def job_outcome(job: str, result: Any, sites: Sequence[str]) -> JobOutcome:
-    """Judge what a job function returned (a list of per-site results).
+def job_outcome(result: Any, sites: Sequence[str]) -> JobOutcome:
+    """Judge what a job function returned: a list of per-site results (monitor, release and
+    collector jobs), each with ``site`` and ``ok``.
 
     A site of the config with no result did not run (its QRS client could not be set up, its
-    release lock was busy, a bug): that is a failure too. Jobs this module does not know
-    succeed when they return without raising.
+    release lock was busy, a bug): that is a failure too. A job that returns something else
+    succeeded when it returned without raising.
     """
-    if job not in ("monitor", "release"):
+    if not isinstance(result, list | tuple):
         return JobOutcome(ok=True)
-    results = list(result or ())
-    outcome: dict[str, str | None] = {}
-    for item in results:
-        name = str(getattr(item, "site", ""))
-        error = getattr(item, "error", None) if job == "monitor" else _release_error(item)
-        outcome[name] = error
+    outcome = {str(getattr(item, "site", "")): _site_error(item) for item in result}
     for name in sites:
         outcome.setdefault(name, "the run did not complete on this site (see the log)")
     if not outcome:
@@ -228,7 +228,7 @@ def timed_job(
         except Exception as exc:
             heartbeat.record(name, JobOutcome.failed(f"{type(exc).__name__}: {exc}"), started)
             raise
-        heartbeat.record(name, job_outcome(name, result, list(sites())), started)
+        heartbeat.record(name, job_outcome(result, list(sites())), started)
         return result
 
     call.__name__ = getattr(function, "__name__", f"{name}_job")

@@ -92,10 +92,11 @@ def sla_license_types() -> Sequence[LicenseType] | None:
 
 @hookspec
 def sla_metric_collectors(config: AgentConfig) -> Sequence[MetricCollector] | None:
-    """Register extra collectors run by every monitor run (the site license, for example).
+    """Register extra collectors of points (the site license, for example).
 
     A collector's ``collect(qrs=..., now=..., site=...)`` returns points; it is called inside
-    its own error handling, so a failing collector never stops the license overview.
+    its own error handling, so a failing collector never stops the license overview. Without
+    a ``frequency`` it runs with every monitor run; with one it gets its own scheduled job.
 
     :param config: the validated configuration, to decide whether the collector is enabled.
     :return: a list of collectors, or ``None`` when this plugin has none enabled.

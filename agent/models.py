@@ -264,11 +264,17 @@ class ReleaseRule:
 
 @dataclass(frozen=True)
 class MetricCollector:
-    """Something that reads QRS during a monitor run and returns points (e.g. site license)."""
+    """Something that reads QRS and returns points (the site license, for example).
+
+    :param frequency: a schedule text for a collector with its own job in ``license-agent
+        run`` (``every 24 hours``), or ``None`` to run with every monitor run. One-shot
+        ``license-agent monitor --once`` runs every collector.
+    """
 
     name: str
     collect: Callable[..., Sequence[Point]]
     description: str = ""
+    frequency: str | None = None
 
 
 class DestinationError(RuntimeError):

@@ -238,6 +238,7 @@ def run_monitor(
     now: datetime | None = None,
     *,
     config: AgentConfig | None = None,
+    collectors: Sequence[MetricCollector] | None = None,
 ) -> MonitorResult:
     """One monitor run of one site; never raises for QRS, plugin or destination failures.
 
@@ -261,9 +262,10 @@ def run_monitor(
     result.points = license_points(
         overview, host.license_types(), monitor_tags(site), time, result.plugin_errors
     )
-    if config is not None:
-        for collector in host.metric_collectors(config):
-            result.points.extend(_collect(collector, qrs, time, site, result.plugin_errors))
+    if collectors is None and config is not None:
+        collectors = host.metric_collectors(config)
+    for collector in collectors or ():
+        result.points.extend(_collect(collector, qrs, time, site, result.plugin_errors))
     if delivery is not None and result.points:
         result.delivery = delivery.deliver(result.points)
     return result
@@ -305,11 +307,13 @@ def run_monitor_job(
     delivery: Delivery | None = None,
     *,
     qrs_factory: Callable[[SiteConfig], Any] = open_qrs,
+    collectors: Sequence[MetricCollector] | None = None,
 ) -> list[MonitorResult]:
     """Run the monitor for every site; what the scheduler calls. Never raises.
 
     A failed run logs one line (QRS unreachable for hours means one line per run, not a
     flood). With ``delivery`` ``None`` a delivery is opened from the config and closed after.
+    ``collectors`` limits the metric collectors run (default: all).
     """
     from agent.delivery import Delivery as _Delivery
 
@@ -319,7 +323,7 @@ def run_monitor_job(
         if delivery is None:
             delivery = _Delivery.from_config(config, host)
         for site in config.sites():
-            results.append(_run_site(config, host, delivery, site, qrs_factory))
+            results.append(_run_site(config, host, delivery, site, qrs_factory, collectors))
     except Exception as exc:  # the outbox cannot be opened, for example
         logger.error("license monitor run failed: {}", exc)
     finally:
@@ -334,6 +338,7 @@ def _run_site(
     delivery: Delivery,
     site: SiteConfig,
     qrs_factory: Callable[[SiteConfig], Any],
+    collectors: Sequence[MetricCollector] | None = None,
 ) -> MonitorResult:
     try:
         qrs = qrs_factory(site)
@@ -341,7 +346,7 @@ def _run_site(
         result = MonitorResult(site=site.name, error=f"cannot set up the QRS client: {exc}")
     else:
         try:
-            result = run_monitor(site, qrs, host, delivery, config=config)
+            result = run_monitor(site, qrs, host, delivery, config=config, collectors=collectors)
         finally:
             close = getattr(qrs, "close", None)
             if callable(close):
@@ -359,3 +364,40 @@ def _run_site(
             f"; not yet delivered to {', '.join(failed)}" if failed else "",
         )
     return result
+
+
+def run_collector_job(
+    config: AgentConfig,
+    host: PluginHost,
+    delivery: Delivery,
+    collector: MetricCollector,
+    *,
+    qrs_factory: Callable[[SiteConfig], Any] = open_qrs,
+) -> list[MonitorResult]:
+    """Run one metric collector with its own schedule (the site license) on every site.
+
+    Never raises; a failure logs one line per site and run, as the monitor job does.
+    """
+    results = []
+    for site in config.sites():
+        result = MonitorResult(site=site.name)
+        try:
+            qrs = qrs_factory(site)
+        except Exception as exc:
+            result.error = f"cannot set up the QRS client: {exc}"
+        else:
+            try:
+                result.time = datetime.now(UTC)
+                result.points = _collect(collector, qrs, result.time, site, result.plugin_errors)
+                if result.plugin_errors:
+                    result.error = result.plugin_errors[collector.name]
+                elif result.points:
+                    result.delivery = delivery.deliver(result.points)
+            finally:
+                close = getattr(qrs, "close", None)
+                if callable(close):
+                    close()
+        if result.error:
+            logger.error("{} run for {} failed: {}", collector.name, site.name, result.error)
+        results.append(result)
+    return results

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from agent.config import DEFAULT_CONFIG, ENV_VAR, AgentConfig, load_config
+from agent.config import DEFAULT_CONFIG, ENV_VAR, AgentConfig, ConfigError, SiteConfig, load_config
 
 
 def config_path(args: argparse.Namespace) -> Path:
@@ -28,3 +28,17 @@ def setup_logging_for(args: argparse.Namespace, config: AgentConfig | None) -> N
     from agent.logging import setup_logging
 
     setup_logging(config, level=getattr(args, "log_level", None))
+
+
+def sites_or_error(config: AgentConfig) -> list[SiteConfig]:
+    """The configured sites; a :class:`ConfigError` naming the missing keys when there are none."""
+    sites = config.sites()
+    if not sites:
+        raise ConfigError(
+            [
+                "Butler.configQRS and Butler.cert must be set: the agent needs the QRS host and"
+                " the certificates exported from the QMC (client.pem, client_key.pem, root.pem)"
+            ],
+            str(config.source) if config.source else None,
+        )
+    return sites

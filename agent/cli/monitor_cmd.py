@@ -16,8 +16,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from agent.cli.common import load_config_for, setup_logging_for
-from agent.config import ConfigError
+from agent.cli.common import load_config_for, setup_logging_for, sites_or_error
 from agent.delivery import Delivery, DeliveryReport
 from agent.monitor import MonitorResult, OverviewRow, run_monitor
 from agent.outbox import OutboxError
@@ -51,15 +50,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config_for(args)
     assert config is not None
     setup_logging_for(args, config)
-    sites = config.sites()
-    if not sites:
-        raise ConfigError(
-            [
-                "Butler.configQRS and Butler.cert must be set: the monitor needs the QRS host and"
-                " the certificates exported from the QMC (client.pem, client_key.pem, root.pem)"
-            ],
-            str(config.source) if config.source else None,
-        )
+    sites = sites_or_error(config)
     from agent.qrs import QrsCertificateFileError, QrsClient
 
     host = build_plugin_host(config)

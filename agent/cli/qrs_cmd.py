@@ -13,8 +13,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from agent.cli.common import load_config_for, setup_logging_for
-from agent.config import ConfigError
+from agent.cli.common import load_config_for, setup_logging_for, sites_or_error
 from agent.qrs import QrsCertificateFileError, QrsClient, QrsError
 
 #: (label, overview block) for the table; other blocks are shown only when enabled.
@@ -46,15 +45,7 @@ def run_check(args: argparse.Namespace) -> int:
     config = load_config_for(args)
     assert config is not None
     setup_logging_for(args, config)
-    sites = config.sites()
-    if not sites:
-        raise ConfigError(
-            [
-                "Butler.configQRS and Butler.cert must be set: the agent needs the QRS host and"
-                " the certificates exported from the QMC (client.pem, client_key.pem, root.pem)"
-            ],
-            str(config.source) if config.source else None,
-        )
+    sites = sites_or_error(config)
     site = sites[0]
     try:
         client = QrsClient(site)

@@ -17,7 +17,7 @@ from typing import Any
 
 from loguru import logger
 
-from agent.cli.common import load_config_for, setup_logging_for
+from agent.cli.common import load_config_for, setup_logging_for, sites_or_error
 from agent.config import ConfigError, config_warnings
 from agent.models import QrsDataError, parse_qrs_time
 
@@ -125,11 +125,7 @@ def run(args: argparse.Namespace) -> int:
                 " set professional.enable and/or analyzer.enable to true"
             ]
         )
-    sites = config.sites()
-    if not sites:
-        raise ConfigError(
-            ["Butler.configQRS and Butler.cert must be set: the release run needs the QRS host"]
-        )
+    sites = sites_or_error(config)
 
     from agent.journal import JournalError, journaled
     from agent.lock import LockBusy, release_lock

@@ -26,8 +26,9 @@ from agent.cli.common import load_config_for, setup_logging_for
 from agent.config import AgentConfig, ConfigError, check_files, config_warnings
 from agent.delivery import Delivery
 from agent.heartbeat import Heartbeat, heartbeat_enabled, heartbeat_path, timed_job
+from agent.monitor import run_collector_job
 from agent.plugins import PluginHost, build_plugin_host
-from agent.schedule import RunLoop, jobs_from_config
+from agent.schedule import RunLoop, jobs_from_config, parse_frequency
 
 #: Job name -> (module, function); each function is called as ``function(config, host)``.
 JOB_TARGETS: dict[str, tuple[str, str]] = {
@@ -79,17 +80,25 @@ def _job(
     host: PluginHost,
     delivery: Any,
     should_stop: Callable[[], bool] | None = None,
+    *,
+    function: Callable[..., Any] | None = None,
+    **options: Any,
 ) -> Callable[[], Any]:
+    """The callable the run loop runs for job ``name``: ``function`` (default: the job's own
+    function) with the options it accepts, its outcome reported to health-tracking
+    destinations."""
+
     def call() -> Any:
         results = None
         ok = False
         try:
-            function = resolve_job(name)
+            target = function or resolve_job(name)
+            accepted = inspect.signature(target).parameters
             # A job that can stop part-way (the release: no new DELETE once stopping) is told.
-            extra = {}
-            if should_stop is not None and "should_stop" in inspect.signature(function).parameters:
+            extra = {k: v for k, v in options.items() if k in accepted}
+            if should_stop is not None and "should_stop" in accepted:
                 extra["should_stop"] = should_stop
-            results = function(config, host, delivery, **extra)
+            results = target(config, host, delivery, **extra)
             ok = bool(results) and all(getattr(r, "ok", True) for r in results)
             return results
         finally:
@@ -123,22 +132,27 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(problems, str(config.source) if config.source else None)
     for warning in config_warnings(config):
         logger.warning("{}", warning)
-    jobs = jobs_from_config(config)
+    host = build_plugin_host(config)
+    # Collectors with a schedule of their own (the site license) get a job each; the others
+    # run with every monitor run.
+    collectors = host.metric_collectors(config)
+    own_schedule = [c for c in collectors if c.frequency]
+    jobs = jobs_from_config(config) + [(c.name, parse_frequency(c.frequency)) for c in own_schedule]
     if not jobs:
         raise ConfigError(
             [
                 "Butler.qlikSenseLicense: no job is enabled, so there is nothing to run; set"
-                " licenseMonitor.enable and/or licenseRelease.enable to true"
+                " licenseMonitor.enable, licenseRelease.enable and/or"
+                " serverLicenseMonitor.enable to true"
             ],
             str(config.source) if config.source else None,
         )
     try:
-        for name, _ in jobs:
+        for name, _ in jobs_from_config(config):
             resolve_job(name)  # fail now, clearly, rather than at every scheduled run
     except JobUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    host = build_plugin_host(config)
     # One delivery for the agent's life: destinations that serve (Prometheus) stay up and
     # keep their counters, and pending outbox rows are sent before the first run.
     delivery = Delivery.from_config(config, host)
@@ -146,7 +160,20 @@ def run(args: argparse.Namespace) -> int:
     # The heartbeat file tells a monitoring system (`license-agent health`) how each job went.
     heartbeat = Heartbeat(heartbeat_path(config)) if heartbeat_enabled(config) else None
     for name, frequency in jobs:
-        job = _job(name, config, host, delivery, lambda: loop.stopping)
+        by_name = {c.name: c for c in own_schedule}
+        if name in by_name:
+            job = _job(
+                name, config, host, delivery, function=run_collector_job, collector=by_name[name]
+            )
+        else:
+            job = _job(
+                name,
+                config,
+                host,
+                delivery,
+                lambda: loop.stopping,
+                collectors=[c for c in collectors if not c.frequency],
+            )
         if heartbeat is not None:
             job = timed_job(name, job, heartbeat, lambda: [s.name for s in config.sites()])
         loop.add_job(name, frequency, job)

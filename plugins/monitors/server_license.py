@@ -184,6 +184,7 @@ def make_collector(settings: ServerLicenseMonitor) -> MetricCollector:
         name=NAME,
         collect=collect,
         description="site license expiry from GET /qrs/license (qlik_sense_server_license)",
+        frequency=settings.frequency,
     )
 
 

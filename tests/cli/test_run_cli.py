@@ -41,7 +41,7 @@ def test_run_with_no_job_enabled_exits_2(
     assert main(["run", "-c", str(make_config())]) == 2
     assert (
         "Butler.qlikSenseLicense: no job is enabled, so there is nothing to run; set"
-        " licenseMonitor.enable and/or licenseRelease.enable to true"
+        " licenseMonitor.enable, licenseRelease.enable and/or serverLicenseMonitor.enable to true"
     ) in capsys.readouterr().err
 
 
