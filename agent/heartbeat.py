@@ -23,6 +23,7 @@ stops a job.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -203,7 +204,8 @@ class Heartbeat:
             tmp.write_text(json.dumps(self.document, indent=2) + "\n", encoding="utf-8")
             os.replace(tmp, self.path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             # Once: a read-only folder must not add a line to every run's log.
             if not self._warned:
                 logger.warning("cannot write the heartbeat file {}: {}", self.path, exc)

@@ -17,7 +17,7 @@ import os
 import re
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -73,8 +73,6 @@ def release_lock(state_dir: Path, site: str) -> Iterator[Path]:
         )
         yield path
     finally:
-        try:
+        with suppress(OSError):
             owner_file.unlink()
-        except OSError:
-            pass
         lock.release()

@@ -573,18 +573,26 @@ class QrsClient:
         self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any
     ) -> requests.Response | _Attempt:
         xrfkey = new_xrfkey()
-        url = f"{self.base_url}{path}?{encode_query({'xrfkey': xrfkey, **(params or {})})}"
+        query = encode_query({"xrfkey": xrfkey, **(params or {})})
         started = time.perf_counter()
         try:
-            response = self._session.request(
-                method,
-                url,
-                headers={"X-Qlik-Xrfkey": xrfkey},
-                json=json_body,
-                timeout=self.timeout,
-                cert=self._cert,
-                verify=self._verify,
-                allow_redirects=False,
+            # What Session.request does, except that the query, already fully encoded, is
+            # attached after preparing: requests would re-scan it byte by byte in Python, which
+            # for a 2.7 KB user-chunk filter is a third of the client's CPU per request.
+            prepared = self._session.prepare_request(
+                requests.Request(
+                    method,
+                    f"{self.base_url}{path}",
+                    headers={"X-Qlik-Xrfkey": xrfkey},
+                    json=json_body,
+                )
+            )
+            prepared.url = f"{prepared.url}?{query}"
+            settings = self._session.merge_environment_settings(
+                prepared.url, {}, None, self._verify, self._cert
+            )
+            response = self._session.send(
+                prepared, timeout=self.timeout, allow_redirects=False, **settings
             )
         except requests.exceptions.RequestException as exc:
             return self._exception_failure(exc, method, path)

@@ -20,7 +20,7 @@ import gc
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -774,48 +774,65 @@ def run_release(
         " (dry run)" if dry else "",
     )
 
-    # 1. list and screen each type; 2. fetch all owners at once; 3. judge.
+    # 1. list and screen each type; 2. fetch all owners at once; 3. judge. The collector is
+    # paused throughout (see gc_paused): at 100,000 users its full collections over the parsed
+    # answers cost a sixth of the run, and nothing here makes reference cycles.
     listed: dict[str, list[Any]] = {}
     screenings: dict[str, Screening] = {}
     type_results: dict[str, TypeResult] = {}
-    for index, settings in enumerate(ready):
-        report(f"listing {settings.license_type} allocations", index, len(ready))
-        type_results[settings.license_type] = TypeResult(settings)
-        try:
-            raw = qrs.list_allocations(
-                settings.resource, release_filter(now, settings.threshold_days)
+
+    def list_type(settings: TypeSettings) -> list[Any]:
+        return qrs.list_allocations(settings.resource, release_filter(now, settings.threshold_days))
+
+    with gc_paused(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="qrs-list") as ahead:
+        pending: Future[list[Any]] | None = None
+        for index, settings in enumerate(ready):
+            report(f"listing {settings.license_type} allocations", index, len(ready))
+            type_results[settings.license_type] = TypeResult(settings)
+            try:
+                raw = pending.result() if pending is not None else list_type(settings)
+            except Exception as exc:
+                pending = None
+                why = (
+                    f"listing {settings.license_type} allocations failed:"
+                    f" {type(exc).__name__}: {exc}"
+                )
+                type_results[settings.license_type].error = why
+                if _unreachable(exc):
+                    # QRS is down or refuses us: every other request would fail the same way,
+                    # and the scheduled job logs this once (not once per type and per retry).
+                    result.aborted = f"QRS cannot be used: {exc}. Nothing was released"
+                    for other in ready[index + 1 :]:
+                        type_results[other.license_type] = TypeResult(other, error=why)
+                    break
+                logger.error(
+                    "{}; no {} allocation is released this run", why, settings.license_type
+                )
+                continue
+            # The next type's list downloads while this one is screened. Started only after a
+            # listing worked, so an unreachable QRS still costs one failed request, not two.
+            pending = ahead.submit(list_type, ready[index + 1]) if index + 1 < len(ready) else None
+            listed[settings.license_type] = raw
+            screenings[settings.license_type] = screen(
+                raw, settings.license_type, settings.threshold_days, now
             )
-        except Exception as exc:
-            why = f"listing {settings.license_type} allocations failed: {type(exc).__name__}: {exc}"
-            type_results[settings.license_type].error = why
-            if _unreachable(exc):
-                # QRS is down or refuses us: every other request would fail the same way, and
-                # the scheduled job logs this once (not once per type and per retry).
-                result.aborted = f"QRS cannot be used: {exc}. Nothing was released"
-                for other in ready[index + 1 :]:
-                    type_results[other.license_type] = TypeResult(other, error=why)
-                break
-            logger.error("{}; no {} allocation is released this run", why, settings.license_type)
-            continue
-        listed[settings.license_type] = raw
-        screenings[settings.license_type] = screen(
-            raw, settings.license_type, settings.threshold_days, now
+        if result.aborted:
+            result.types = list(type_results.values()) + broken
+            result.errors.append(result.aborted)
+            result.finished = clock()
+            return result
+        user_ids = (
+            set().union(*(s.user_ids() for s in screenings.values())) if screenings else set()
         )
-    if result.aborted:
-        result.types = list(type_results.values()) + broken
-        result.errors.append(result.aborted)
-        result.finished = clock()
-        return result
-    user_ids = set().union(*(s.user_ids() for s in screenings.values())) if screenings else set()
-    report("fetching users", 0, len(user_ids))
-    users = _fetch_users(qrs, user_ids)
-    report("fetching users", len(user_ids), len(user_ids))
-    for name, screening in screenings.items():
-        kept, to_release = decide_candidates(screening.eligible, users, rules)
-        type_result = type_results[name]
-        type_result.listed = len(listed[name])
-        type_result.decisions = screening.decisions + kept
-        type_result.to_release = to_release
+        report("fetching users", 0, len(user_ids))
+        users = _fetch_users(qrs, user_ids)
+        report("fetching users", len(user_ids), len(user_ids))
+        for name, screening in screenings.items():
+            kept, to_release = decide_candidates(screening.eligible, users, rules)
+            type_result = type_results[name]
+            type_result.listed = len(listed[name])
+            type_result.decisions = screening.decisions + kept
+            type_result.to_release = to_release
     result.types = list(type_results.values()) + broken
     result.errors.extend(t.error for t in result.types if t.error)
 

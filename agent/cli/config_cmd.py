@@ -125,7 +125,16 @@ def summary_lines(config: AgentConfig, plugins: Iterable[PluginInfo], now: datet
     """The human summary of a valid config, as lines (pure: no I/O, ``now`` given)."""
     lines = [f"Config {config.source or '(not from a file)'}", ""]
     qrs = config.butler.config_qrs
-    if qrs is not None:
+    if config.agent.sites:
+        sites = []
+        for site in config.sites():
+            verified = "verified" if site.qrs.reject_unauthorized else "NOT verified"
+            sites.append(
+                f"{site.name}: {site.qrs.base_url} as {site.qrs.qlik_user} (server certificate"
+                f" {verified}); tags {', '.join(f'{k}={v}' for k, v in site.influx_tags)}"
+            )
+        lines += _row("Sites", sites)
+    elif qrs is not None:
         verified = "server certificate verified" if qrs.reject_unauthorized else "NOT verified"
         lines += _row("QRS", [f"{qrs.base_url} as {qrs.qlik_user} ({verified})"])
     lines += _jobs(config, now)

@@ -46,29 +46,44 @@ def run_check(args: argparse.Namespace) -> int:
     assert config is not None
     setup_logging_for(args, config)
     sites = sites_or_error(config)
-    site = sites[0]
+    codes = []
+    documents = []
+    # Several sites (Butler.licenseAgent.sites): each is checked, one failing does not hide
+    # the others; the exit code is the worst.
+    for index, site in enumerate(sites):
+        if len(sites) > 1 and not args.json:
+            print(("\n" if index else "") + f"== site {site.name}")
+        code, document = _check_site(site, args)
+        codes.append(code)
+        if document is not None:
+            documents.append({"site": site.name, **document} if len(sites) > 1 else document)
+    if args.json and documents:
+        print(json.dumps(documents if len(sites) > 1 else documents[0], indent=2))
+    return max(codes)
+
+
+def _check_site(site: Any, args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
     try:
         client = QrsClient(site)
     except QrsCertificateFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 2, None
     with client:
         try:
             about = client.about()
             overview = client.access_type_overview()
         except QrsError as exc:
             print(f"error: cannot use QRS at {site.qrs.base_url}: {exc}", file=sys.stderr)
-            return 1
+            return 1, None
     if args.json:
-        print(json.dumps({"about": about, "accessTypeOverview": overview}, indent=2))
-        return 0
+        return 0, {"about": about, "accessTypeOverview": overview}
     print(f"QRS {site.qrs.base_url} as '{client.qlik_user}': connected")
     version = about.get("buildVersion") or "unknown"
     built = f" (built {about['buildDate']})" if about.get("buildDate") else ""
     print(f"Qlik Sense repository version {version}{built}")
     print()
     print(format_overview(overview))
-    return 0
+    return 0, None
 
 
 def format_overview(overview: Mapping[str, Any]) -> str:

@@ -78,9 +78,11 @@ def _default_db(args: argparse.Namespace) -> tuple[Path, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    db, site = _default_db(args)
-    if args.db is not None:
-        db = args.db
+    if args.db is not None and not args.config:
+        db, site = args.db, ""  # a stray ./config.yaml must not matter when --db says it all
+    else:
+        db, site = _default_db(args)
+        db = args.db or db
     decisions = args.decisions
     if decisions is None and (db.parent / DECISIONS_NEXT_TO_DB).is_file():
         decisions = db.parent / DECISIONS_NEXT_TO_DB

@@ -68,42 +68,42 @@ def write_history(
     sites: Sequence[str] = ("",),
     releases: bool = True,
 ) -> list[Point]:
-    """A site whose allocations creep up until releases start, ``days`` long."""
+    """A site whose allocations creep up towards the total until releases start (after 55 %
+    of the period) and bring them down again, ``days`` long, one run every ``every_hours``."""
     points: list[Point] = []
     runs = days * 24 // every_hours
+    first_release_day = int(days * 0.55)
     for s, site in enumerate(sites):
+        # Releases per day: (professional, analyzer); professional's first of a day went into
+        # QRS's quarantine.
+        per_day = {
+            d: (3 + (d * 7) % 11, 1 + (d * 5) % 6) for d in range(first_release_day, days + 1)
+        }
         for i in range(runs + 1):
             t = end - timedelta(hours=every_hours * (runs - i))
             day = i * every_hours / 24
-            wave = 6 * math.sin(day / 2.5)
-            released = max(0.0, day - days * 0.55) * 9  # releases start after 55 % of the time
-            pro_alloc = 1540 + day * 4.2 + wave - released - s * 300
-            ana_alloc = 930 + day * 2.1 - wave - released * 0.6 - s * 200
+            done = [sum(n[k] for d, n in per_day.items() if d <= day) for k in (0, 1)]
+            if not releases:
+                done = [0, 0]
+            wave = 5 * math.sin(day / 2.5)
+            pro_total, ana_total = 1743 - s * 300, 1124 - s * 200
+            pro_alloc = min(pro_total, 1520 - s * 300 + day * 5.5 + wave) - done[0]
+            ana_alloc = min(ana_total, 930 - s * 200 + day * 3.2 - wave) - done[1]
             points.append(
                 usage_point(
-                    "professional",
-                    t,
-                    1743 - s * 300,
-                    pro_alloc,
-                    pro_alloc * 0.93,
-                    3 + (i % 5),
-                    site,
+                    "professional", t, pro_total, pro_alloc, pro_alloc * 0.93, 3 + (i % 5), site
                 )
             )
             points.append(
-                usage_point(
-                    "analyzer", t, 1124 - s * 200, ana_alloc, ana_alloc * 0.9, 2 + (i % 3), site
-                )
+                usage_point("analyzer", t, ana_total, ana_alloc, ana_alloc * 0.9, 2 + (i % 3), site)
             )
         if releases:
-            first_day = int(days * 0.55)
-            for d in range(first_day, days + 1):
+            for d, (pro, ana) in per_day.items():
                 when = end - timedelta(days=days - d, hours=1)
-                for n in range(3 + (d * 7) % 11):
-                    points.append(
-                        release_point("professional", when, f"ACME\\p{d}-{n}", n == 0, site)
-                    )
-                for n in range(1 + (d * 5) % 6):
+                for n in range(pro):
+                    user = f"ACME\\p{d}-{n}"
+                    points.append(release_point("professional", when, user, n == 0, site))
+                for n in range(ana):
                     points.append(release_point("analyzer", when, f"ACME\\a{d}-{n}", False, site))
     destination = SqliteDestination(
         path, frozenset(("license_monitor", "license_release", "server_license"))
@@ -115,7 +115,9 @@ def write_history(
     return points
 
 
-def decision_document(site: str = "sense.example.com", dry_run: bool = True) -> dict:
+def decision_document(
+    site: str = "sense.example.com", dry_run: bool = True, done_counts: tuple[int, int] = (504, 329)
+) -> dict:
     """A decision report as ``agent.report.report_document`` writes it (counts part)."""
     done = "would_release" if dry_run else "released"
     return {
@@ -130,7 +132,7 @@ def decision_document(site: str = "sense.example.com", dry_run: bool = True) -> 
                 "professional": {
                     "released": 0,
                     "quarantined": 0,
-                    done: 504,
+                    done: done_counts[0],
                     "kept": 66,
                     "skipped_quarantined": 2,
                     "failed": 0,
@@ -143,7 +145,7 @@ def decision_document(site: str = "sense.example.com", dry_run: bool = True) -> 
                 "analyzer": {
                     "released": 0,
                     "quarantined": 0,
-                    done: 329,
+                    done: done_counts[1],
                     "kept": 50,
                     "skipped_quarantined": 0,
                     "failed": 0,

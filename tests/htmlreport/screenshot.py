@@ -33,13 +33,15 @@ def main(argv: list[str]) -> int:
         write_history(db, days=60)
         decisions = folder / "release-report.json"
         decisions.write_text(
-            json.dumps(decision_document(site="sense.example.com", dry_run=False)),
+            json.dumps(
+                decision_document(site="sense.example.com", dry_run=False, done_counts=(4, 2))
+            ),
             encoding="utf-8",
         )
         page = folder / "report.html"
         build_report(db, page, decisions, generated=END)
         png = Chromium(binary, folder / "profile").screenshot(
-            page, folder / "shot.png", (1280, 1420)
+            page, folder / "shot.png", (1280, 1540)
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(png, out)

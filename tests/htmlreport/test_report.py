@@ -228,7 +228,7 @@ def test_sites_get_their_own_sections_and_names_are_escaped(tmp_path):
 
 def test_long_histories_are_thinned(tmp_path):
     db = tmp_path / "year.sqlite"
-    write_history(db, days=365, every_hours=1, releases=True)
+    write_history(db, days=365, every_hours=2, releases=True)
     page = render_html(load_history(db), generated=END)
     allocated = _polylines(page, "allocated")[0]
     assert 300 < len(allocated) <= 600  # one point per pixel column at most
