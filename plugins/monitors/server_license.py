@@ -150,6 +150,8 @@ def static_tags(settings: ServerLicenseMonitor, site: Any) -> dict[str, str]:
     """``Butler.influxDb.tag.static``, then the feature's own static tags (which win)."""
     tags = dict(getattr(site, "influx_tags", ()) or ())
     tags.update((t.name, t.value) for t in settings.destination.influx_db.tag.static)
+    if getattr(site, "site_tag", False):
+        tags["site"] = site.name  # reserved, as in SiteConfig.static_tags
     return tags
 
 
