@@ -52,7 +52,9 @@ def release_lock(state_dir: Path, site: str) -> Iterator[Path]:
         holder = ""
         try:
             info = json.loads(owner_file.read_text(encoding="utf-8"))
-            holder = f" (held by pid {info.get('pid')} on {info.get('host')} since {info.get('since')})"
+            holder = (
+                f" (held by pid {info.get('pid')} on {info.get('host')} since {info.get('since')})"
+            )
         except (OSError, ValueError):
             pass
         raise LockBusy(

@@ -106,9 +106,7 @@ class PluginHost:
                 f" {self.infos[name].source}; rename one of them"
             )
         self.pm.register(module, name=name)
-        hooks = sorted(
-            caller.name for caller in (self.pm.get_hookcallers(module) or [])
-        )
+        hooks = sorted(caller.name for caller in (self.pm.get_hookcallers(module) or []))
         self.infos[name] = PluginInfo(name=name, source=source, hooks=hooks)
 
     def load_builtins(self, disabled: Iterable[str] = ()) -> None:

@@ -60,13 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"license-agent {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"agent.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"agent.cli.{name}":
-                continue  # command not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"agent.cli.{name}").register(subparsers)
     return parser
 
 

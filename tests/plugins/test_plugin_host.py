@@ -14,7 +14,13 @@ from agent.cli import main
 from agent.config import parse_config
 from agent.hookspecs import hookimpl
 from agent.models import LicenseType, ReleaseRule
-from agent.plugins import DEFAULT_PLUGINS, DISABLE_EXTERNAL_ENV, PluginHost, PluginLoadError, build_plugin_host
+from agent.plugins import (
+    DEFAULT_PLUGINS,
+    DISABLE_EXTERNAL_ENV,
+    PluginHost,
+    PluginLoadError,
+    build_plugin_host,
+)
 
 PLUGIN_SOURCE = textwrap.dedent(
     """
@@ -44,9 +50,7 @@ def fake_distribution(tmp_path, monkeypatch):
     (dist / "METADATA").write_text(
         "Metadata-Version: 2.1\nName: sla-example-plugin\nVersion: 1.2.3\n"
     )
-    (dist / "entry_points.txt").write_text(
-        "[sense_license_agent]\nexample = sla_example_plugin\n"
-    )
+    (dist / "entry_points.txt").write_text("[sense_license_agent]\nexample = sla_example_plugin\n")
     monkeypatch.syspath_prepend(str(site))
     yield "example"
     sys.modules.pop("sla_example_plugin", None)
