@@ -9,6 +9,7 @@ SQLite file per site in the agent's state folder (WAL mode; an intent is committ
     intent --DELETE answered--> released | quarantined | already_gone | failed
     intent | failed --recover()--> released | quarantined | not_released
     intent | failed --a later run lists the allocation again--> superseded
+    superseded --that later run's DELETE finds it gone (404)--> released
 
 :meth:`SqliteJournal.recover` runs before every release run, under the site's release lock. It
 asks QRS about every DELETE whose outcome is unknown (``intent``: the agent died while it was in
@@ -20,9 +21,11 @@ delivering) to the delivery, with the intent's time as the event's time: a relea
 deterministic, so one sent twice overwrites itself instead of counting twice. The delivery
 returned by :meth:`SqliteJournal.sink` marks events as handed over once the outbox holds them.
 
-A later run that lists an allocation with a pending intent proves that DELETE never happened
-(QRS still lists the allocation, not quarantined), so its new intent supersedes the old one:
-one release, one event, whichever run did it.
+A later run that lists an allocation with a pending intent shows that DELETE had not been
+applied (QRS still lists the allocation, not quarantined), so its new intent supersedes the old
+one. Should the old DELETE still reach QRS after that listing (it was in flight when the agent
+died), the new DELETE finds the allocation gone (404) and the old row is released again: one
+release, one event, whichever run did it.
 """
 
 from __future__ import annotations
@@ -259,31 +262,53 @@ class SqliteJournal:
             )
 
     def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> None:
-        """Record what the DELETE did. A ``failed`` one stays to be verified by recover()."""
+        """Record what the DELETE did. A ``failed`` one stays to be verified by recover().
+
+        ``already_gone`` (404 at the first attempt) for an allocation whose earlier DELETE
+        was superseded means that earlier DELETE, sent by a run that died, reached QRS after
+        this run listed the allocation: that release happened, so its row becomes
+        ``released`` again and its event is sent before the next run.
+        """
         state = _OUTCOME_STATES.get(decision)
         if state is None:
             raise ValueError(f"not a DELETE outcome: {decision!r}")
+        now = self._now_text()
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (
+                "UPDATE release_journal SET state = ?, detail = ?, updated = ?"
+                " WHERE allocation_id = ? AND license_type = ? AND at_us = ? AND state = ?",
+                (
+                    state,
+                    detail[:500],
+                    now,
+                    entry.allocation_id,
+                    entry.license_type,
+                    _to_us(entry.at),
+                    INTENT,
+                ),
+            )
+        ]
+        if state == ALREADY_GONE:
+            statements.append(
+                (
+                    "UPDATE release_journal SET state = ?, detail = ?, updated = ?, event_sent = 0"
+                    " WHERE id = (SELECT MAX(id) FROM release_journal WHERE allocation_id = ?"
+                    " COLLATE NOCASE AND license_type = ? AND state = ? AND at_us < ?)",
+                    (
+                        RELEASED,
+                        "the DELETE of an interrupted run reached QRS late (a later run found"
+                        " the allocation gone)",
+                        now,
+                        entry.allocation_id,
+                        entry.license_type,
+                        SUPERSEDED,
+                        _to_us(entry.at),
+                    ),
+                )
+            )
         with self._lock:
             # Not fsynced: losing this on power loss only means recover() asks QRS again.
-            self._write(
-                [
-                    (
-                        "UPDATE release_journal SET state = ?, detail = ?, updated = ?"
-                        " WHERE allocation_id = ? AND license_type = ? AND at_us = ?"
-                        " AND state = ?",
-                        (
-                            state,
-                            detail[:500],
-                            self._now_text(),
-                            entry.allocation_id,
-                            entry.license_type,
-                            _to_us(entry.at),
-                            INTENT,
-                        ),
-                    )
-                ],
-                durable=False,
-            )
+            self._write(statements, durable=False)
 
     # ----------------------------------------------------------------- events
 
@@ -413,7 +438,7 @@ class SqliteJournal:
     def _send_events(
         self, delivery: EventSink, static_tags: Mapping[str, str], report: RecoveryReport
     ) -> None:
-        records = [r for r in self.records(EVENT_STATES) if not r.event_sent]
+        records = self.records(EVENT_STATES, unsent_only=True)
         if not records:
             return
         events = [release_event(r.entry, r.state == QUARANTINED, static_tags) for r in records]
@@ -432,16 +457,21 @@ class SqliteJournal:
 
     # ----------------------------------------------------------------- reading
 
-    def records(self, states: Sequence[str] | None = None) -> list[JournalRecord]:
-        """Rows in the order they were written, optionally only those in ``states``."""
+    def records(
+        self, states: Sequence[str] | None = None, *, unsent_only: bool = False
+    ) -> list[JournalRecord]:
+        """Rows in the order they were written, optionally only those in ``states`` (and,
+        with ``unsent_only``, only those whose event was not handed over yet)."""
         query = (
             "SELECT id, site, license_type, resource, allocation_id, user, days_since_last_use,"
-            " last_used, at_us, state, detail, event_sent FROM release_journal"
+            " last_used, at_us, state, detail, event_sent FROM release_journal WHERE 1"
         )
         params: tuple[Any, ...] = ()
         if states is not None:
-            query += f" WHERE state IN ({_marks(states)})"
+            query += f" AND state IN ({_marks(states)})"
             params = tuple(states)
+        if unsent_only:
+            query += " AND event_sent = 0"
         with self._lock:
             rows = self._db.execute(query + " ORDER BY id", params).fetchall()
         return [_record(row) for row in rows]

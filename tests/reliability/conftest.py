@@ -48,11 +48,3 @@ def workdir(tmp_path: Path) -> Path:
     path = tmp_path / "agent"
     path.mkdir()
     return path
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "soak: the 1,000-cycle soak test (about half a minute; runs in CI too,"
-        " deselect with -m 'not soak')",
-    )

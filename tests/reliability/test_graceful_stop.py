@@ -16,12 +16,19 @@ from collections import Counter
 import pytest
 
 from agent.journal import EVENT_STATES, UNRESOLVED, SqliteJournal, journal_path
+from agent.models import Decision
 from agent.outbox import Outbox
+from agent.plugins import build_plugin_host
+from agent.qrs import QrsClient
+from agent.release import run_release
 
 from .helpers import (
+    NOW,
     build_site,
     config_document,
+    deletes,
     jsonl_events,
+    load,
     present,
     real_now,
     release_rows,
@@ -89,3 +96,39 @@ def test_signal_during_release_finishes_cleanly(signum: int, simulator, certs, w
     # In-flight deletes finished, the rest were left for the next run: the stop was prompt.
     assert len(gone) < len(site.candidates)
     assert stopped_after < 5
+
+
+def test_a_stop_request_sends_no_further_delete(simulator, certs, workdir) -> None:
+    """In process: once ``should_stop`` says so, no DELETE is sent; the rest are kept with the
+    reason, the journal has no intent for them, and the next run releases them."""
+    site = build_site(6, analyzer_every=0)
+    sim = simulator(site)
+    config = load(
+        write_config(
+            workdir / "c.yaml",
+            config_document(sim.port, certs, workdir, release=release_section(deleteConcurrency=1)),
+        )
+    )
+    site_config = config.sites()[0]
+    host = build_plugin_host(config)
+    journal = SqliteJournal(workdir / "j.sqlite")
+
+    def stop_after_two() -> bool:
+        return deletes(sim) >= 2
+
+    with QrsClient(site_config) as qrs:
+        first = run_release(
+            config, site_config, host, qrs, journal=journal, now=NOW, should_stop=stop_after_two
+        )
+        kept = [
+            d
+            for d in first.decisions
+            if d.decision is Decision.KEPT and d.allocation.id in site.candidates
+        ]
+        assert deletes(sim) == 2 and len(kept) == 4
+        assert all(r.rule == "stop" for d in kept for r in d.reasons)
+        assert len(journal.records()) == 2
+        second = run_release(config, site_config, host, qrs, journal=journal, now=NOW)
+    released = [d for d in second.decisions if d.decision is Decision.RELEASED]
+    assert len(released) == 4 and deletes(sim) == 6
+    journal.close()

@@ -305,3 +305,26 @@ def test_events_not_handed_to_delivery_before_a_crash_are_sent_by_recovery(
     assert {r["license_type"] for r in release_rows(history)} == {"professional", "analyzer"}
     assert {ANA, PRO} == set(site.candidates.values())
     journal.close()
+
+
+def test_a_late_delete_of_a_dead_run_is_released_again_when_the_next_run_finds_it_gone(
+    tmp_path,
+) -> None:
+    """The dead run's DELETE was still on its way when the next run listed the allocation; the
+    next run's DELETE then gets a 404. The release happened (once), so its event is due."""
+    with SqliteJournal(tmp_path / "j.sqlite") as journal:
+        journal.intent(entry("a1"))  # the run that died
+        journal.intent(entry("a1", seconds=60))  # the next run listed it and tries again
+        journal.outcome(entry("a1", seconds=60), Decision.ALREADY_GONE, "404")
+        states = [(r.state, r.entry.at) for r in journal.records()]
+        assert states == [(RELEASED, entry("a1").at), ("already_gone", entry("a1", seconds=60).at)]
+        assert journal.needs_recovery()
+        recorder: list = []
+
+        class Sink:
+            def deliver(self, points):
+                recorder.extend(points)
+
+        report = journal.recover(object(), journal.sink(Sink()))
+        assert report.events == 1 and recorder[0].time == entry("a1").at
+        assert not journal.needs_recovery()

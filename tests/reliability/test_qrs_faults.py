@@ -20,7 +20,7 @@ from agent.models import Decision
 from agent.monitor import run_monitor_job
 from agent.plugins import build_plugin_host
 from agent.qrs import QrsClient
-from agent.release import ReleaseResult, run_release
+from agent.release import ReleaseResult, run_release, run_release_job
 from agent.report import report_document
 from agent.schedule import RunLoop, parse_frequency
 from agent.simulator import XSRF_MESSAGE, Simulator, ensure_certs
@@ -41,6 +41,7 @@ from .helpers import (
     loud,
     no_sleep,
     present,
+    real_now,
     release_section,
     wait_until,
     write_config,
@@ -53,34 +54,44 @@ UTC = NOW.tzinfo
 
 
 def test_qrs_down_for_hours_one_line_per_failed_run_then_back(simulator, certs, workdir) -> None:
-    site = build_site(3)
-    sim = simulator(site)
+    """The monitor (hourly) and the release (every 2 hours) on a fake clock, QRS down for the
+    first six hours: each failed run logs exactly one line, the loop never stops, and the first
+    runs after QRS is back work (the release releases what it must)."""
+    now = real_now()  # the release measures thresholds from the real clock
+    site = build_site(3, now=now)
+    sim = simulator(site, now=now)
     port = sim.port
     sim.stop()  # QRS is down when the agent starts
     monitor = {"enable": True, "frequency": "every 1 hours"}
+    release = release_section(frequency="every 2 hours")
     config = load(
         write_config(
             workdir / "c.yaml",
-            config_document(port, certs, workdir, monitor=monitor, jsonl=False),
+            config_document(port, certs, workdir, monitor=monitor, release=release, jsonl=False),
         )
     )
     host = build_plugin_host(config)
     delivery = Delivery.from_config(config, host)
     clock = FakeClock(datetime(2026, 6, 1, 0, 30, tzinfo=UTC))
-    loop = RunLoop(now=clock.now, sleep=clock.sleep, name="test")
+    loop = RunLoop(now=clock.now, sleep=clock.sleep, name="test", max_sleep=86400)
     clock.loop = loop
-    outcomes: list[tuple[datetime, bool]] = []
+    outcomes: dict[str, list[bool]] = {"monitor": [], "release": []}
     attempts: list[float] = []
 
     def factory(site_config: Any) -> QrsClient:
         return QrsClient(site_config, sleep=attempts.append)
 
-    def job() -> None:
+    def monitor_job() -> None:
         results = run_monitor_job(config, host, delivery, qrs_factory=factory)
-        outcomes.append((clock.now(), all(r.ok for r in results)))
+        outcomes["monitor"].append(all(r.ok for r in results))
 
-    loop.add_job("monitor", parse_frequency("every 1 hours"), job)
-    back = Simulator(site.document, cert_dir=certs.cert_dir, port=port, now=NOW)
+    def release_job() -> None:
+        results = run_release_job(config, host, delivery, qrs_factory=factory)
+        outcomes["release"].append(bool(results) and all(r.ok for r in results))
+
+    loop.add_job("monitor", parse_frequency("every 1 hours"), monitor_job)
+    loop.add_job("release", parse_frequency("every 2 hours"), release_job)
+    back = Simulator(site.document, cert_dir=certs.cert_dir, port=port, now=now)
 
     def tick(clock: FakeClock) -> None:
         if clock.moment.hour == 6 and back._server is None:
@@ -96,18 +107,23 @@ def test_qrs_down_for_hours_one_line_per_failed_run_then_back(simulator, certs, 
         back.stop()
         delivery.close()
 
-    assert [ok for _, ok in outcomes] == [False] * 7 + [True] * 3  # 00:30, 01:00 .. 09:00
-    failed_runs = sum(1 for _, ok in outcomes if not ok)
-    alerts = loud(lines)
-    # Exactly one line per failed run, naming the host:port and what to check; none after.
-    assert len(alerts) == failed_runs, [a.message for a in alerts]
-    assert all(a.level == "ERROR" for a in alerts)
-    assert all(f"127.0.0.1:{port}" in a.message and "4242" in a.message for a in alerts)
-    assert all("gave up after 3 attempts" in a.message for a in alerts)
-    # The retries of each failed run were real (2 per run), just not logged above debug.
-    assert len(attempts) == 2 * failed_runs
-    assert loop.started == {"monitor": 10} and loop.skipped == {"monitor": 0}
+    # Runs at 00:30 (start), then at every full hour up to 09:00; QRS is back right after
+    # the 06:00 runs.
+    assert outcomes["monitor"] == [False] * 7 + [True] * 3
+    assert outcomes["release"] == [False] * 4 + [True]  # 00:30, 02, 04, 06 | 08
+    for job in ("monitor", "release"):
+        alerts = [a for a in loud(lines) if a.thread == f"test-{job}"]
+        failed = outcomes[job].count(False)
+        # Exactly one line per failed run, naming host:port and what to check; none after.
+        assert len(alerts) == failed, [a.message for a in alerts]
+        assert all(a.level == "ERROR" for a in alerts)
+        assert all(f"127.0.0.1:{port}" in a.message and "4242" in a.message for a in alerts)
+        assert all("gave up after 3 attempts" in a.message for a in alerts)
+    # The retries were real (2 per failed request; one request per failed run), just quiet.
+    assert len(attempts) == 2 * (7 + 4)
+    assert loop.skipped == {"monitor": 0, "release": 0}
     assert back.get_stats()["requests"]["GET /qrs/license/accesstypeoverview"] == 3
+    assert set(site.candidates).isdisjoint(present(back))  # released once QRS was back
 
 
 # --------------------------------------------------------------------------- refused requests
@@ -231,7 +247,7 @@ def check_consistency(
     # The report document counts what the decisions say.
     document = report_document(result)
     counts = Counter(d["decision"] for d in document["decisions"])
-    assert counts == Counter(d.value for d in decisions.values())
+    assert counts == Counter(d.decision.value for d in result.decisions)
     for type_counts in document["run"]["counts"].values():
         assert type_counts["released"] + type_counts["quarantined"] <= len(released)
     return decisions
@@ -510,3 +526,31 @@ def test_a_run_after_the_storm_releases_normally(simulator, certs, workdir) -> N
     decisions = check_consistency(second, recorder, sim, site)
     assert _by(decisions, site) == {"released": 5} and second.ok
     assert timedelta(0) <= second.finished - second.started  # type: ignore[operator]
+
+
+def test_an_allocation_listed_twice_with_different_data_is_kept(simulator, certs, workdir):
+    """A QRS that answers inconsistently (the same id twice, once quarantined, once broken)
+    gives no certainty about that allocation: it is kept, the others are released."""
+    site = build_site(4, analyzer_every=0)
+    sim = simulator(site)
+    twin, broken, fine = list(site.candidates)[:3]
+
+    def allocations(listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        extra = []
+        for allocation in listed:
+            if allocation["id"] == twin:
+                extra.append({**allocation, "quarantined": True})
+            if allocation["id"] == broken:
+                extra.append({**allocation, "createdDate": "not a date"})
+            if allocation["id"] == fine:
+                extra.append(dict(allocation))  # an identical repeat is harmless
+        return listed + extra
+
+    result, recorder, _ = release_once(
+        sim, certs, workdir, wrap=lambda q: Mutating(q, allocations, lambda users: None)
+    )
+    decisions = check_consistency(result, recorder, sim, site)
+    assert decisions[twin] is Decision.KEPT and decisions[broken] is Decision.KEPT
+    assert decisions[fine] is Decision.RELEASED
+    reasons = [r.reason for d in result.decisions if d.allocation.id == twin for r in d.reasons]
+    assert any("more than once" in r for r in reasons)
