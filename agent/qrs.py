@@ -371,7 +371,12 @@ class QrsClient:
             )
         return value
 
-    def get_users(self, ids: Sequence[str]) -> UserFetch:
+    def get_users(
+        self,
+        ids: Sequence[str],
+        *,
+        on_chunk: Callable[[Mapping[str, dict[str, Any]]], None] | None = None,
+    ) -> UserFetch:
         """Fetch many users by id with few requests: ``/qrs/user/full?filter=id eq .. or ..``
         in chunks of :attr:`chunk_size` ids (fewer if the URL would grow past
         :attr:`max_url_length`), up to ``configQRS.concurrency`` chunks at a time.
@@ -379,6 +384,10 @@ class QrsClient:
         Never raises for a failed chunk: its ids land in :attr:`UserFetch.failed` with the
         reason, so the caller can keep exactly those allocations. A chunk whose answer holds
         an object without an id is failed as a whole (we could not tell who is missing).
+
+        :param on_chunk: called in the caller's thread with each chunk's users (by lower-case
+            id) as soon as the chunk is in, while later chunks still download, so the caller
+            can work on them meanwhile (the release run parses them). What it raises propagates.
         """
         wanted: dict[str, None] = {}
         failed: dict[str, str] = {}
@@ -402,6 +411,8 @@ class QrsClient:
                         continue
                     users.update(result)
                     missing.update(k for k in chunk if k not in result)
+                    if on_chunk is not None:
+                        on_chunk(result)
         if failed:
             logger.warning(
                 "{} of {} users could not be fetched from QRS (first reason: {})",

@@ -5,8 +5,11 @@ allocation list (with the agent's own filter) and the full user objects of the c
 (in the agent's chunks of ``id eq ... or ...`` filters). :func:`measure_floor` downloads exactly
 those responses with the agent's concurrency (``configQRS.concurrency`` parallel requests, the
 lists first, then the user chunks, all through one pool) and does nothing else: bodies are read
-as bytes and never parsed. Because it ignores that the user ids are only known once the lists
-are read, it is a strict lower bound for the agent.
+as bytes and never parsed. It sends them through the agent's own transport
+(:class:`agent.qrs.QrsClient`'s request method: certificates, Xrfkey, URL encoding, connection
+pool), so the floor moves with every change to the transport and the ratio agent / floor is the
+cost of everything else. Because it ignores that the user ids are only known once the lists are
+read, it is a strict lower bound for the agent.
 
 :func:`agent_reads` works out which requests those are, the way the agent does (its filter, its
 screening of eligible allocations, ids sorted and cut into chunks of
@@ -15,6 +18,7 @@ screening of eligible allocations, ids sorted and cut into chunks of
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -25,7 +29,8 @@ from typing import Any
 
 from common import Site  # type: ignore[import-not-found]
 
-from agent.qrs import DEFAULT_CHUNK_SIZE, encode_query, filter_any_id, new_xrfkey
+from agent.config import load_config
+from agent.qrs import DEFAULT_CHUNK_SIZE, QrsClient, filter_any_id
 from agent.release import release_filter, screen
 
 #: Enabled types in the agent's order: (license type, QRS resource).
@@ -43,6 +48,19 @@ class AgentReads:
     user_ids: int
 
 
+def _client(site: Site, concurrency: int) -> QrsClient:
+    config = load_config(site.config_file)
+    site_config = config.sites()[0]
+    qrs = site_config.qrs.model_copy(update={"concurrency": concurrency})
+    return QrsClient(site_config.model_copy(update={"qrs": qrs}))
+
+
+def _get(client: QrsClient, path: str, params: Mapping[str, str]) -> bytes:
+    # The agent's transport without its JSON handling: what every agent request costs anyway.
+    response, _ = client._send("GET", path, params=params)
+    return response.content
+
+
 def agent_reads(
     site: Site,
     thresholds: Mapping[str, int],
@@ -50,24 +68,21 @@ def agent_reads(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> AgentReads:
     """Which list and user requests the agent makes at ``now`` (lists fetched here, untimed)."""
-    session = site.session()
     lists: list[tuple[str, dict[str, str]]] = []
     user_ids: set[str] = set()
     listed = eligible = 0
-    try:
+    with _client(site, 1) as client:
         for license_type, resource in TYPES:
             if license_type not in thresholds:
                 continue
             path = f"/qrs/license/{resource}/full"
             params = {"filter": release_filter(now, thresholds[license_type])}
             lists.append((path, params))
-            body = _get(session, site.url, path, params).json()
+            body = json.loads(_get(client, path, params))
             screening = screen(body, license_type, thresholds[license_type], now)
             listed += len(body)
             eligible += len(screening.eligible)
             user_ids |= {uid.lower() for uid in screening.user_ids()}
-    finally:
-        session.close()
     ordered = sorted(user_ids)
     chunks = [
         ("/qrs/user/full", {"filter": filter_any_id(ordered[i : i + chunk_size])})
@@ -76,37 +91,23 @@ def agent_reads(
     return AgentReads(lists, chunks, listed, eligible, len(ordered))
 
 
-def _get(session: Any, url: str, path: str, params: Mapping[str, str]) -> Any:  # requests.Response
-    key = new_xrfkey()
-    response = session.get(
-        f"{url}{path}?{encode_query({'xrfkey': key, **params})}",
-        headers={"X-Qlik-Xrfkey": key},
-        timeout=300,
-    )
-    response.raise_for_status()
-    return response
-
-
 def measure_floor(
     site: Site, requests: Sequence[tuple[str, Mapping[str, str]]], concurrency: int
 ) -> dict[str, Any]:
     """Download every response of ``requests`` through ``concurrency`` workers; bytes only."""
-    session = site.session(pool=concurrency)
     received = [0]
     lock = threading.Lock()
+    with _client(site, concurrency) as client:
 
-    def fetch(request: tuple[str, Mapping[str, str]]) -> None:
-        body = _get(session, site.url, request[0], request[1]).content
-        with lock:
-            received[0] += len(body)
+        def fetch(request: tuple[str, Mapping[str, str]]) -> None:
+            size = len(_get(client, request[0], request[1]))
+            with lock:
+                received[0] += size
 
-    started = time.perf_counter()
-    try:
+        started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             list(pool.map(fetch, requests))
-    finally:
-        session.close()
-    wall = time.perf_counter() - started
+        wall = time.perf_counter() - started
     return {
         "wall_s": round(wall, 3),
         "requests_sent": len(requests),

@@ -48,6 +48,7 @@ from common import (  # type: ignore[import-not-found]
     read_requests,
     requests_by_kind,
 )
+from loguru import logger
 
 from agent.models import format_qrs_time
 
@@ -583,6 +584,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep configs, logs and profiles here")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"({DEFAULT_JSON})")
     args = parser.parse_args(argv)
+    # The floor and the calibration use the agent's QRS client in this process: its per-request
+    # debug lines would cost time and flood the terminal.
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
     growth = sorted({int(n) for n in args.growth.replace(" ", "").split(",") if n})
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="release-scale-"))

@@ -335,10 +335,34 @@ def compile_filter(text: str, properties: Collection[str] | None = None) -> Comp
     :raises FilterError: on malformed input, unknown properties, or bad operator/value pairs.
     """
     canonical = {name.lower(): name for name in properties} if properties is not None else None
+    key = "id" if canonical is None else canonical.get("id")
+    if key is not None and _ID_CHAIN.fullmatch(text):
+        return _id_chain(text, key)
     node = parse_filter(text)
     return CompiledFilter(
         text, _compile(node, canonical), _candidate_ids(node), exact=_only_id_eq(node)
     )
+
+
+_GUID_TEXT = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+#: ``id eq <guid> or id eq <guid> ...``: the bulk look-up clients send for many users at once.
+#: Recognised by one regex instead of the general parser (1.3 ms for 50 ids, 0.05 ms this way),
+#: so a benchmark's thousands of such requests measure the client, not the simulator.
+_ID_CHAIN = re.compile(
+    rf"\s*id\s+eq\s+{_GUID_TEXT}(?:\s+or\s+id\s+eq\s+{_GUID_TEXT})*\s*", re.IGNORECASE
+)
+_GUID_ANYWHERE = re.compile(_GUID_TEXT)
+
+
+def _id_chain(text: str, key: str) -> CompiledFilter:
+    """What the general path compiles an ``id eq`` chain to, built directly."""
+    ids = frozenset(guid.lower() for guid in _GUID_ANYWHERE.findall(text))
+
+    def predicate(obj: dict[str, Any]) -> bool:
+        value = obj.get(key)
+        return isinstance(value, str) and value.casefold() in ids
+
+    return CompiledFilter(text, predicate, ids, exact=True)
 
 
 def _compile(node: Node, canonical: dict[str, str] | None) -> Predicate:

@@ -20,17 +20,29 @@ def sla_release_rules(site) -> list[ReleaseRule] | None:
     if not entries:
         return None  # an empty or null list means "no rule"
     protected = frozenset((fold(e.user_dir), fold(e.user_id)) for e in entries)
+    protected_ids = frozenset(user_id for _, user_id in protected)
+
+    def listed(directory: str, user_id: str) -> bool:
+        # Nearly no candidate is listed: test the user id first and fold the directory only
+        # for the few whose id matches (a batch can hold 100,000 candidates).
+        key = fold(user_id)
+        return key in protected_ids and (fold(directory), key) in protected
 
     def judge(candidates: Sequence[Candidate]) -> Vetoes:
         vetoes: dict[str, str] = {}
         for candidate in candidates:
             allocation = candidate.allocation
             user = candidate.user
+            owner_directory, owner_id = allocation.owner_directory, allocation.owner_id
             # The full user record is authoritative; matching either it or the name the
-            # allocation carries is the safe side.
-            matched = (fold(allocation.owner_directory), fold(allocation.owner_id)) in protected
-            if not matched and user is not None:
-                matched = (fold(user.user_directory), fold(user.user_id)) in protected
+            # allocation carries is the safe side (the record is only checked when it differs).
+            matched = listed(owner_directory, owner_id)
+            if (
+                not matched
+                and user is not None
+                and (user.user_id != owner_id or user.user_directory != owner_directory)
+            ):
+                matched = listed(user.user_directory, user.user_id)
             if matched:
                 who = "deleted user" if allocation.user is None else "user"
                 vetoes[allocation.id] = f"{who} {allocation.owner} is listed in neverRelease.user"

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agent.qrs import DEFAULT_CHUNK_SIZE
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 
@@ -66,7 +68,9 @@ def test_release_scale_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert dry["deletes"] == 0
     # The agent reads one list per type and the users in chunks of 50: never one per user.
     assert dry["requests"]["GET /qrs/license/professionalaccesstype/full"] == 1
-    assert dry["requests"]["GET /qrs/user/full"] == -(-main["candidates"] // 50)
+    owners = phases["floor"]["user_ids"]
+    assert dry["requests"]["GET /qrs/user/full"] == -(-owners // DEFAULT_CHUNK_SIZE)
+    assert dry["read_requests"] <= 2 * 2 + -(-main["candidates"] // 50)  # issue 6's bound
     assert "GET /qrs/user/{id}" not in dry["requests"]
     # The floor downloads exactly what the dry run reads.
     assert phases["floor"]["requests"] == dry["requests"]
