@@ -53,6 +53,16 @@ class ConfigError(Exception):
         super().__init__(f"{len(problems)} configuration {noun}{where}:\n{lines}")
 
 
+def _resolve_optional_path(value: Any, info: ValidationInfo) -> Any:
+    """A path from the file, taken from the config file's folder; empty means "not set"."""
+    if isinstance(value, str) and value.strip():
+        return resolve_path(value, info.context)
+    return value or None
+
+
+#: An optional path in the config, resolved against the config file's folder.
+OptionalPath = Annotated[Path | None, BeforeValidator(_resolve_optional_path)]
+
 # --------------------------------------------------------------------------- building blocks
 
 
@@ -442,7 +452,7 @@ class InfluxDb(_Model):
     )
     #: Agent additions: HTTPS and a custom CA file for the InfluxDB server.
     use_https: bool = Field(default=False, alias="useHttps")
-    ca_cert: Path | None = Field(default=None, alias="caCert")
+    ca_cert: OptionalPath = Field(default=None, alias="caCert")
     verify_tls: bool = Field(default=True, alias="verifyTls")
     timeout: float = Field(default=10.0, gt=0, le=600)
     auth: InfluxAuth = InfluxAuth()
@@ -458,13 +468,6 @@ class InfluxDb(_Model):
         description="API token with write access (versions 2 and 3); prefer ${env:INFLUX_TOKEN}",
     )
     database: str = Field(default="", description="Database (version 3)")
-
-    @field_validator("ca_cert", mode="before")
-    @classmethod
-    def _resolve(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, str) and value.strip():
-            return resolve_path(value, info.context)
-        return value or None
 
     @property
     def url(self) -> str:
@@ -511,7 +514,7 @@ class LoggingSettings(_Strict):
         description="Log level (any case); default: Butler.logLevel, else INFO."
         " --log-level overrides it",
     )
-    file: Path | None = Field(
+    file: OptionalPath = Field(
         default=None, description="Also log to this file (relative to the config file's folder)"
     )
     rotation: str | int = Field(
@@ -559,13 +562,6 @@ class LoggingSettings(_Strict):
                 raise ValueError(f"expected one of {', '.join(LOG_LEVELS)} (any case)")
         return value
 
-    @field_validator("file", mode="before")
-    @classmethod
-    def _resolve(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, str) and value.strip():
-            return resolve_path(value, info.context)
-        return value or None
-
 
 class PluginSettings(_Strict):
     #: Folders whose ``*.py`` files are loaded as plugins.
@@ -594,17 +590,10 @@ AGENT_FEATURES = ("license_monitor", "license_release", "server_license")
 class SqliteDestination(_Strict):
     enable: bool = False
     #: Default: ``license-agent.sqlite`` next to the config file.
-    path: Path | None = None
+    path: OptionalPath = None
     features: list[Literal["license_monitor", "license_release", "server_license"]] = list(
         AGENT_FEATURES
     )
-
-    @field_validator("path", mode="before")
-    @classmethod
-    def _resolve(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, str) and value.strip():
-            return resolve_path(value, info.context)
-        return value or None
 
 
 class JsonlDestination(_Strict):
@@ -650,17 +639,10 @@ class HeartbeatSettings(_Strict):
         default=True,
         description="Write the heartbeat file at start, after every job run and at stop",
     )
-    file: Path | None = Field(
+    file: OptionalPath = Field(
         default=None,
         description="The heartbeat file (default: heartbeat.json in the state folder)",
     )
-
-    @field_validator("file", mode="before")
-    @classmethod
-    def _resolve(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, str) and value.strip():
-            return resolve_path(value, info.context)
-        return value or None
 
 
 _SITE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -736,7 +718,7 @@ class LicenseAgent(_Model):
     destinations: Destinations = Destinations()
     outbox: OutboxSettings = OutboxSettings()
     #: Folder for the outbox, the release journal and the lock (default: next to the config).
-    state_dir: Path | None = Field(
+    state_dir: OptionalPath = Field(
         default=None,
         alias="stateDir",
         description="Folder for the outbox, the release journal and the lock (default: the"
@@ -767,13 +749,6 @@ class LicenseAgent(_Model):
                 raise ValueError(f"the site name {site.name!r} is used twice; names must differ")
             seen.add(site.name.casefold())
         return value
-
-    @field_validator("state_dir", mode="before")
-    @classmethod
-    def _resolve(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, str) and value.strip():
-            return resolve_path(value, info.context)
-        return value or None
 
 
 # --------------------------------------------------------------------------- root
