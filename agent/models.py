@@ -372,61 +372,74 @@ def _flag(obj: Mapping[str, Any], key: str) -> bool | None:
 
 
 def parse_user_ref(obj: Any) -> UserRef:
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise QrsDataError("user is not an object")
-    ref = UserRef(
-        id=_str(obj, "id"),
-        user_directory=_str(obj, "userDirectory"),
-        user_id=_str(obj, "userId"),
-        name=_str(obj, "name", required=False),
-    )
-    if not ref.id or not ref.user_id:
+    get = obj.get
+    user_id_, directory, user_id, name = get("id"), get("userDirectory"), get("userId"), get("name")
+    # Fast path for the usual shape (a release run parses one per allocation); anything
+    # unusual goes through _str, which says what is wrong.
+    if not (type(user_id_) is str and type(directory) is str and type(user_id) is str):
+        user_id_, directory, user_id = (
+            _str(obj, "id"),
+            _str(obj, "userDirectory"),
+            _str(obj, "userId"),
+        )
+    if type(name) is not str:
+        name = _str(obj, "name", required=False)
+    if not user_id_ or not user_id:
         raise QrsDataError("user has an empty id or userId")
-    return ref
+    return UserRef(user_id_, directory, user_id, name)
 
 
 def parse_allocation(obj: Any, license_type: str) -> Allocation:
     """Turn one QRS allocation object into an :class:`Allocation`, or raise QrsDataError."""
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise QrsDataError("allocation is not an object")
-    alloc_id = _str(obj, "id")
+    get = obj.get
+    alloc_id = get("id")
+    if type(alloc_id) is not str:
+        alloc_id = _str(obj, "id")
     if not alloc_id:
         raise QrsDataError("allocation has an empty id")
-    created = parse_qrs_time(obj.get("createdDate"))
+    created = parse_qrs_time(get("createdDate"))
     if created is None:
         raise QrsDataError("allocation has no createdDate")
-    last_used = parse_qrs_time(obj.get("lastUsed"))
+    last_used = parse_qrs_time(get("lastUsed"))
     if last_used is not None and last_used < created:
         last_used = None  # QRS's "never used" sentinel (1753-01-01) or a null
-    quarantined = obj.get("quarantined", False)
-    if not isinstance(quarantined, bool):
+    quarantined = get("quarantined", False)
+    if type(quarantined) is not bool:
         raise QrsDataError("'quarantined' is not a boolean")
     try:
-        quarantine_end = parse_qrs_time(obj.get("quarantineEnd"))
+        quarantine_end = parse_qrs_time(get("quarantineEnd"))
     except QrsDataError:
         quarantine_end = None  # informative only; never used for a decision
-    raw_user = obj.get("user")
+    raw_user = get("user")
     user = parse_user_ref(raw_user) if raw_user is not None else None
-    deleted_dir = _str(obj, "deletedUserDirectory", required=False)
-    deleted_id = _str(obj, "deletedUserId", required=False)
+    deleted_dir = get("deletedUserDirectory")
+    if type(deleted_dir) is not str:
+        deleted_dir = _str(obj, "deletedUserDirectory", required=False)
+    deleted_id = get("deletedUserId")
+    if type(deleted_id) is not str:
+        deleted_id = _str(obj, "deletedUserId", required=False)
     if user is None and not deleted_id:
         raise QrsDataError("allocation has neither a user nor a deletedUserId")
     return Allocation(
-        id=alloc_id,
-        license_type=license_type,
-        user=user,
-        created=created,
-        last_used=last_used,
-        quarantined=quarantined,
-        quarantine_end=quarantine_end,
-        deleted_user_directory=deleted_dir,
-        deleted_user_id=deleted_id,
+        alloc_id,
+        license_type,
+        user,
+        created,
+        last_used,
+        quarantined,
+        quarantine_end,
+        deleted_dir,
+        deleted_id,
     )
 
 
 def parse_user(obj: Any) -> User:
     """Turn one QRS user object (``/qrs/user/full``) into a :class:`User`, or raise."""
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise QrsDataError("user is not an object")
     tags_raw = obj.get("tags")
     if tags_raw is None:
@@ -435,9 +448,10 @@ def parse_user(obj: Any) -> User:
         raise QrsDataError("'tags' is not a list")
     tags = []
     for tag in tags_raw:
-        if not isinstance(tag, Mapping) or not isinstance(tag.get("name"), str):
+        name = tag.get("name") if type(tag) is dict or isinstance(tag, Mapping) else None
+        if type(name) is not str and not isinstance(name, str):
             raise QrsDataError("a tag has no name")
-        tags.append(tag["name"])
+        tags.append(name)
     props_raw = obj.get("customProperties")
     if props_raw is None:
         props_raw = []
@@ -479,4 +493,3 @@ def parse_user(obj: Any) -> User:
         custom_properties=tuple(props),
         attributes=tuple(attributes),
     )
-
