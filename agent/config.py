@@ -1192,7 +1192,7 @@ def _cross_section_problems(data: Any) -> list[str]:
     problems = []
     enabled = [
         f"qlikSenseLicense.{name}"
-        for name in ("licenseMonitor", "licenseRelease")
+        for name in ("licenseMonitor", "licenseRelease", "serverLicenseMonitor")
         if _is_true(_get(butler, "qlikSenseLicense", name, "enable"))
     ]
     sites = _get(butler, "licenseAgent", "sites")

@@ -115,12 +115,9 @@ def agent_points(now: datetime = NOW) -> list[Point]:
 
 
 def server_license_settings() -> Any:
-    from agent.config import parse_config
+    from agent.config import ServerLicenseMonitor
 
-    config = parse_config(
-        {"Butler": {"qlikSenseLicense": {"serverLicenseMonitor": {"enable": True}}}}
-    )
-    return config.server_license_monitor
+    return ServerLicenseMonitor.model_validate({"enable": True})
 
 
 def influx_schema() -> dict[str, dict[str, set[str]]]:

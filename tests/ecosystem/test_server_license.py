@@ -198,13 +198,21 @@ BUTLER_BLOCK = {
 }
 
 
-def test_butlers_own_server_license_block_loads(make_config):
-    config = make_config({"qlikSenseLicense": {"serverLicenseMonitor": BUTLER_BLOCK}})
+def test_butlers_own_server_license_block_loads(make_config, qrs_keys):
+    config = make_config({**qrs_keys(), "qlikSenseLicense": {"serverLicenseMonitor": BUTLER_BLOCK}})
     monitor = config.server_license_monitor
     assert monitor.enable is True
     assert monitor.alert.threshold_days == 60
     assert monitor.destination.influx_db.enable is True
     assert [t.name for t in monitor.destination.influx_db.tag.static] == ["foo"]
+
+
+def test_enabled_without_qrs_connection_is_reported(make_config):
+    with pytest.raises(ConfigError) as info:
+        make_config({"qlikSenseLicense": {"serverLicenseMonitor": BUTLER_BLOCK}})
+    message = str(info.value)
+    assert "Butler.configQRS: required key is missing" in message
+    assert "qlikSenseLicense.serverLicenseMonitor is enabled" in message
 
 
 def test_defaults_match_butler(make_config):
