@@ -10,6 +10,7 @@ from loguru import logger
 
 from agent.models import LicenseType
 from agent.plugins import build_plugin_host
+from tests.qrs_md import OVERVIEW_EXAMPLE
 
 from .data import EXPECTED, OVERVIEW
 
@@ -58,50 +59,7 @@ def test_token_user_used_tokens_comes_from_used_tokens(types):
 
 
 def test_qrs_md_sample_writes_only_enabled_blocks(types):
-    sample = {  # verbatim from QRS.md
-        "totalTokens": 0,
-        "availableTokens": 0,
-        "tokensEnabled": False,
-        "userAccess": {
-            "enabled": False,
-            "tokenCost": 1,
-            "allocatedTokens": 0,
-            "usedTokens": 0,
-            "quarantinedTokens": 0,
-        },
-        "loginAccess": {
-            "enabled": False,
-            "tokenCost": 0.1,
-            "allocatedTokens": 0,
-            "usedTokens": 0,
-            "unavailableTokens": 0,
-        },
-        "professionalAccess": {
-            "enabled": True,
-            "total": 25,
-            "allocated": 5,
-            "used": 0,
-            "quarantined": 0,
-            "excess": 0,
-            "available": 20,
-        },
-        "analyzerAccess": {
-            "enabled": True,
-            "total": 25,
-            "allocated": 4,
-            "used": 0,
-            "quarantined": 0,
-            "excess": 0,
-            "available": 21,
-        },
-        "analyzerTimeAccess": {
-            "enabled": True,
-            "allocatedMinutes": 700,
-            "usedMinutes": 0,
-            "unavailableMinutes": 0,
-        },
-        "schemaPath": "AccessTypeOverview",
-    }
+    sample = copy.deepcopy(OVERVIEW_EXAMPLE)  # verbatim from QRS.md
     written = {k: v for k, v in extract_all(types, sample).items() if v is not None}
     assert sorted(written) == ["analyzer", "analyzer_capacity", "professional"]
     assert written["analyzer"]["available"] == 21.0
