@@ -136,8 +136,10 @@ def run(args: argparse.Namespace) -> int:
     # Collectors with a schedule of their own (the site license) get a job each; the others
     # run with every monitor run.
     collectors = host.metric_collectors(config)
-    own_schedule = [c for c in collectors if c.frequency]
-    jobs = jobs_from_config(config) + [(c.name, parse_frequency(c.frequency)) for c in own_schedule]
+    own_schedule = {c.name: c for c in collectors if c.frequency}
+    with_monitor = [c for c in collectors if not c.frequency]
+    builtin_jobs = jobs_from_config(config)
+    jobs = builtin_jobs + [(c.name, parse_frequency(c.frequency)) for c in own_schedule.values()]
     if not jobs:
         raise ConfigError(
             [
@@ -148,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
             str(config.source) if config.source else None,
         )
     try:
-        for name, _ in jobs_from_config(config):
+        for name, _ in builtin_jobs:
             resolve_job(name)  # fail now, clearly, rather than at every scheduled run
     except JobUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -160,10 +162,14 @@ def run(args: argparse.Namespace) -> int:
     # The heartbeat file tells a monitoring system (`license-agent health`) how each job went.
     heartbeat = Heartbeat(heartbeat_path(config)) if heartbeat_enabled(config) else None
     for name, frequency in jobs:
-        by_name = {c.name: c for c in own_schedule}
-        if name in by_name:
+        if name in own_schedule:
             job = _job(
-                name, config, host, delivery, function=run_collector_job, collector=by_name[name]
+                name,
+                config,
+                host,
+                delivery,
+                function=run_collector_job,
+                collector=own_schedule[name],
             )
         else:
             job = _job(
@@ -172,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
                 host,
                 delivery,
                 lambda: loop.stopping,
-                collectors=[c for c in collectors if not c.frequency],
+                collectors=with_monitor,
             )
         if heartbeat is not None:
             job = timed_job(name, job, heartbeat, lambda: [s.name for s in config.sites()])
