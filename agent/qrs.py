@@ -5,8 +5,9 @@ authenticates with the certificates the QMC exports (``client.pem``, ``client_ke
 ``root.pem``), sends a fresh Xrfkey with every request, retries reads on transient failures
 (connection errors, timeouts, 429, 5xx) with exponential backoff and jitter, never retries
 requests the server refused (400/401/403/404), and fetches many users in a few chunked filter
-requests run in parallel. It returns the JSON QRS sent (dicts and lists): turning that into
-models is :mod:`agent.models`' job. Every failure is a :class:`QrsError` subclass whose message
+requests run in parallel. It returns the JSON QRS sent (dicts and lists), except for the release
+run's two bulk reads (allocation lists and users), which it hands to :mod:`agent.models`' bulk
+decoders: they turn the bytes straight into models, or into plain JSON when an object is unusual. Every failure is a :class:`QrsError` subclass whose message
 names what to check (the certificate file, the host and port, the X-Qlik-User account); messages
 never hold certificate contents or keys, and body excerpts are at most 200 characters.
 
@@ -50,6 +51,7 @@ from requests.adapters import HTTPAdapter
 
 from agent import __version__
 from agent.config import SiteConfig
+from agent.models import User, decode_allocations, decode_json, decode_users
 
 #: Users per ``id eq ... or id eq ...`` request. 50 GUIDs make a URL of about 2.7 KB.
 DEFAULT_CHUNK_SIZE = 50
@@ -148,14 +150,15 @@ class DeleteOutcome(str, enum.Enum):
 class UserFetch:
     """The result of :meth:`QrsClient.get_users`; every requested id is in exactly one field.
 
-    :param users: raw QRS user objects keyed by lower-case id.
+    :param users: the users keyed by lower-case id: :class:`agent.models.User` objects, or the
+        JSON objects of a chunk QRS answered in an unusual shape (parsed one by one later).
     :param failed: lower-case id -> why it could not be fetched (its chunk failed after retries,
         QRS sent a malformed body, the id is not a GUID). These users are *unknown*, not absent.
     :param missing: ids QRS answered for but did not return: those users do not exist.
     :param requests: how many HTTP requests (chunks) the fetch needed, retries not counted.
     """
 
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    users: dict[str, Any] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     missing: frozenset[str] = frozenset()
     requests: int = 0
@@ -333,14 +336,23 @@ class QrsClient:
         """``GET /qrs/license``: the site license (serial, keyDetails with ``Valid To:``...)."""
         return self._get_object("/qrs/license")
 
-    def list_allocations(self, resource: str, filter: str | None = None) -> list[dict[str, Any]]:
+    def list_allocations(
+        self, resource: str, filter: str | None = None, *, license_type: str | None = None
+    ) -> list[Any]:
         """``GET /qrs/license/<resource>/full?filter=...``: allocations of one license type.
 
         :param resource: ``professionalaccesstype``, ``analyzeraccesstype``, ...
         :param filter: a QRS filter; build string values with :func:`quote_filter_value`.
+        :param license_type: the agent's name of the type (``professional``): then the list is
+            decoded straight into :class:`agent.models.Allocation` objects of that type (see
+            :func:`agent.models.decode_allocations`), else it holds the JSON objects.
         """
         path = f"/qrs/license/{_resource(resource)}/full"
-        return self._get_list(path, {"filter": filter})
+        if license_type is None:
+            return self._get_list(path, {"filter": filter})
+        return self._get_list(
+            path, {"filter": filter}, decode=lambda body: decode_allocations(body, license_type)
+        )
 
     def get_allocation(self, resource: str, allocation_id: str) -> dict[str, Any] | None:
         """``GET /qrs/license/<resource>/<id>``, or ``None`` when QRS answers 404 (after a
@@ -375,7 +387,7 @@ class QrsClient:
         self,
         ids: Sequence[str],
         *,
-        on_chunk: Callable[[Mapping[str, dict[str, Any]]], None] | None = None,
+        on_chunk: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> UserFetch:
         """Fetch many users by id with few requests: ``/qrs/user/full?filter=id eq .. or ..``
         in chunks of :attr:`chunk_size` ids (fewer if the URL would grow past
@@ -398,7 +410,7 @@ class QrsClient:
             else:
                 failed[key] = "not a QRS id (GUID)"
         chunks = list(self._chunks(list(wanted)))
-        users: dict[str, dict[str, Any]] = {}
+        users: dict[str, Any] = {}
         missing: set[str] = set()
         if chunks:
             workers = min(self.concurrency, len(chunks))
@@ -469,20 +481,27 @@ class QrsClient:
         if chunk:
             yield chunk
 
-    def _fetch_user_chunk(self, chunk: list[str]) -> dict[str, dict[str, Any]] | str:
-        """The users of one chunk by lower-case id, or the reason the chunk failed."""
+    def _fetch_user_chunk(self, chunk: list[str]) -> dict[str, Any] | str:
+        """The users of one chunk by lower-case id (:class:`agent.models.User` objects, or JSON
+        objects when QRS sent something unusual), or the reason the chunk failed."""
         try:
-            body = self._get_list("/qrs/user/full", {"filter": filter_any_id(chunk)})
+            body = self._get_list(
+                "/qrs/user/full", {"filter": filter_any_id(chunk)}, decode=decode_users
+            )
         except QrsError as exc:
             return str(exc)
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, Any] = {}
         asked = set(chunk)
         for obj in body:
-            user_id = obj.get("id") if isinstance(obj, dict) else None
-            if not isinstance(user_id, str):
-                return "QRS returned a user object without an id in GET /qrs/user/full"
-            if user_id.lower() in asked:
-                found[user_id.lower()] = obj
+            if type(obj) is User:
+                user_id: Any = obj.id
+            else:
+                user_id = obj.get("id") if isinstance(obj, dict) else None
+                if not isinstance(user_id, str):
+                    return "QRS returned a user object without an id in GET /qrs/user/full"
+            key = user_id.lower()
+            if key in asked:
+                found[key] = obj
         return found
 
     def _get_object(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -497,8 +516,13 @@ class QrsClient:
             )
         return body
 
-    def _get_list(self, path: str, params: Mapping[str, Any] | None = None) -> list[Any]:
-        body = self._get_json(path, params)
+    def _get_list(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        decode: Callable[[bytes], Any] = decode_json,
+    ) -> list[Any]:
+        body = self._get_json(path, params, decode)
         if not isinstance(body, list):
             raise QrsProtocolError(
                 f"GET {path}: expected a JSON list, got {type(body).__name__}",
@@ -509,10 +533,15 @@ class QrsClient:
             )
         return body
 
-    def _get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+    def _get_json(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        decode: Callable[[bytes], Any] = decode_json,
+    ) -> Any:
         response, _ = self._send("GET", path, params=params)
         try:
-            return response.json()
+            return decode(response.content)
         except ValueError:
             excerpt = _excerpt(response.text)
             raise QrsProtocolError(

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
 from loguru import logger
 
 from agent.models import (
@@ -267,36 +268,45 @@ def _screen(
     seen: dict[str, Allocation] = {}
     # Ids QRS listed more than once with different or unreadable data: never released.
     doubtful: set[str] = set()
-    threshold_seconds = threshold_days * 86400
+    cutoff = release_cutoff(now, threshold_days)  # exact, to the microsecond
+    eligible = result.eligible.append
     for raw in raw_allocations:
-        try:
-            allocation = parse_allocation(raw, license_type)
-        except QrsDataError as exc:
-            raw_id = raw.get("id") if isinstance(raw, Mapping) else None
-            if isinstance(raw_id, str):
-                doubtful.add(raw_id.lower())
-            stub, days = _stub_allocation(raw, license_type, now)
-            result.decisions.append(
-                AllocationDecision(
-                    stub,
-                    Decision.KEPT,
-                    days,
-                    (
-                        Reason(
-                            STEP_DATA, f"QRS returned allocation data that cannot be read: {exc}"
+        if type(raw) is Allocation:  # decoded and checked by models.decode_allocations
+            allocation = raw
+            if allocation.license_type != license_type:
+                allocation = msgspec.structs.replace(allocation, license_type=license_type)
+        else:
+            try:
+                allocation = parse_allocation(raw, license_type)
+            except QrsDataError as exc:
+                raw_id = raw.get("id") if isinstance(raw, Mapping) else None
+                if isinstance(raw_id, str):
+                    doubtful.add(raw_id.lower())
+                stub, days = _stub_allocation(raw, license_type, now)
+                result.decisions.append(
+                    AllocationDecision(
+                        stub,
+                        Decision.KEPT,
+                        days,
+                        (
+                            Reason(
+                                STEP_DATA,
+                                f"QRS returned allocation data that cannot be read: {exc}",
+                            ),
                         ),
-                    ),
+                    )
                 )
-            )
-            continue
+                continue
         key = allocation.id.lower()
-        if key in seen:
-            if seen[key] != allocation:
+        twin = seen.get(key)
+        if twin is not None:
+            if twin != allocation:
                 doubtful.add(key)
             continue  # QRS listed it twice; one decision is enough
         seen[key] = allocation
-        seconds = (now - allocation.last_activity).total_seconds()
-        days = int(seconds // 86400)
+        last_used = allocation.last_used
+        activity = allocation.created if last_used is None else last_used
+        days = (now - activity).days  # whole days, rounded down (timedelta.days is a floor)
         if allocation.quarantined:
             until = (
                 f" until {format_qrs_time(allocation.quarantine_end)}"
@@ -311,8 +321,8 @@ def _screen(
                     (Reason(STEP_QUARANTINE, f"already in quarantine{until}"),),
                 )
             )
-        elif seconds >= threshold_seconds:
-            result.eligible.append((allocation, days))
+        elif activity <= cutoff:
+            eligible((allocation, days))
         else:
             never = (
                 " (never used; counted from its assignment)" if allocation.last_used is None else ""
@@ -363,25 +373,48 @@ def _keep_doubtful(result: Screening, doubtful: set[str]) -> None:
 class UserIndex:
     """The fetched owners by lower-case id, parsed on first use; and why others are unknown.
 
-    Parsing is lazy because a site's users outnumber the candidates that need them, and a
-    user that cannot be parsed only matters if one of its allocations is eligible.
+    A user arrives either as a :class:`User` (the client decoded it) or as a QRS JSON object
+    (a chunk QRS answered in an unusual shape, or a QRS stand-in). JSON is parsed lazily,
+    because a user that cannot be parsed only matters if one of its allocations is eligible.
     """
 
     def __init__(
         self, raw: Mapping[str, Any] | None = None, unavailable: Mapping[str, str] | None = None
     ) -> None:
-        self._raw = {k.lower(): v for k, v in (raw or {}).items()}
+        self._raw: dict[str, Any] = {}
         self._parsed: dict[str, User] = {}
         self.unavailable: dict[str, str] = {k.lower(): v for k, v in (unavailable or {}).items()}
+        if raw:
+            self.add(raw)
+
+    def add(self, users: Mapping[str, Any], *, replace: bool = True) -> None:
+        """Add users by id; with ``replace=False`` ids already known keep their first value."""
+        parsed, pending = self._parsed, self._raw
+        for user_id, value in users.items():
+            key = user_id.lower()
+            if not replace and (key in parsed or key in pending):
+                continue
+            if type(value) is User:
+                parsed[key] = value
+                pending.pop(key, None)
+            else:
+                pending[key] = value
+                parsed.pop(key, None)
 
     def get(self, user_id: str) -> User | None:
         """The user, or ``None`` (then :attr:`unavailable` holds why, if known)."""
+        # Fast path: QRS ids are lower-case already, and a decoded user is parsed.
+        user = self._parsed.get(user_id)
+        if user is not None and user_id not in self.unavailable:
+            return user
         key = user_id.lower()
+        if key in self.unavailable:
+            return None
         user = self._parsed.get(key)
         if user is not None:
             return user
         raw = self._raw.get(key)
-        if raw is None or key in self.unavailable:
+        if raw is None:
             return None
         try:
             user = self._parsed[key] = parse_user(raw)
@@ -394,12 +427,12 @@ class UserIndex:
         return self.unavailable.get(user_id.lower(), "QRS did not return the user's details")
 
     def parse_now(self, users: Mapping[str, Any]) -> None:
-        """Add raw users (by id) and parse them at once instead of on first use: a release run
-        does this for each chunk of a bulk fetch while the next chunks download."""
-        for user_id, raw in users.items():
-            key = user_id.lower()
-            self._raw[key] = raw
-            self.get(key)
+        """Add users (by id) and parse any JSON ones at once instead of on first use: a release
+        run does this for each chunk of a bulk fetch while the next chunks download."""
+        self.add(users)
+        for user_id, value in users.items():
+            if type(value) is not User:
+                self.get(user_id)
 
 
 def index_users(
@@ -411,7 +444,8 @@ def index_users(
 ) -> UserIndex:
     """A :class:`UserIndex` from a bulk fetch (``UserFetch.users``/``failed``/``missing``).
 
-    :param index: complete this index (users it already parsed stay parsed) instead of a new one.
+    :param index: complete this index (users it already holds stay as they are) instead of a
+        new one.
     """
     unavailable = {
         k.lower(): f"the user could not be fetched: {why}" for k, why in (failed or {}).items()
@@ -424,8 +458,7 @@ def index_users(
         )
     if index is None:
         return UserIndex(users, unavailable)
-    for user_id, raw in users.items():
-        index._raw.setdefault(user_id.lower(), raw)
+    index.add(users, replace=False)
     for key, why in unavailable.items():
         index.unavailable.setdefault(key, why)
     return index
@@ -481,27 +514,59 @@ def _decide_candidates(
 ) -> tuple[list[AllocationDecision], list[Candidate]]:
     kept: list[AllocationDecision] = []
     candidates: list[Candidate] = []
+    append = candidates.append
+    # UserIndex.get's fast path, inlined: this loop runs once per eligible allocation.
+    parsed, unavailable = users._parsed, users.unavailable
     for allocation, days in eligible:
         ref = allocation.user
         if ref is None:
-            candidates.append(Candidate(allocation, None, days))
+            append(Candidate(allocation, None, days))
             continue
-        user = users.get(ref.id)
-        if user is None:
-            why = users.why_unavailable(ref.id)
+        user = parsed.get(ref.id)
+        if user is None or (unavailable and ref.id in unavailable):
+            user = users.get(ref.id)
+            if user is None:
+                why = users.why_unavailable(ref.id)
+                kept.append(
+                    AllocationDecision(
+                        allocation, Decision.KEPT, days, (Reason(STEP_USER_LOOKUP, why),), ref.name
+                    )
+                )
+                continue
+        if user.user_id != ref.user_id or user.user_directory != ref.user_directory:
+            # One QRS user, two names: renamed between the listing and the look-up. Rules
+            # match names, so neither can be trusted; the next run sees one name again.
             kept.append(
                 AllocationDecision(
-                    allocation, Decision.KEPT, days, (Reason(STEP_USER_LOOKUP, why),), ref.name
+                    allocation,
+                    Decision.KEPT,
+                    days,
+                    (
+                        Reason(
+                            STEP_DATA,
+                            f"QRS named the owner {ref.user_directory}\\{ref.user_id} in the"
+                            f" allocation but {user.user_directory}\\{user.user_id} in the user"
+                            " record; kept until QRS answers consistently",
+                        ),
+                    ),
+                    user.name or ref.name,
                 )
             )
             continue
-        candidates.append(Candidate(allocation, user, days))
+        append(Candidate(allocation, user, days))
     vetoes = judge(candidates, rules) if candidates and rules else {}
+    if not vetoes:
+        return kept, candidates
     to_release: list[Candidate] = []
+    release = to_release.append
+    keep = kept.append
+    vetoed = vetoes.get
     for candidate in candidates:
-        reasons = vetoes.get(candidate.allocation.id)
-        if reasons:
-            kept.append(
+        reasons = vetoed(candidate.allocation.id)
+        if reasons is None:
+            release(candidate)
+        else:
+            keep(
                 AllocationDecision(
                     candidate.allocation,
                     Decision.KEPT,
@@ -510,9 +575,23 @@ def _decide_candidates(
                     _user_name(candidate),
                 )
             )
-        else:
-            to_release.append(candidate)
     return kept, to_release
+
+
+def would_release(candidates: Iterable[Candidate]) -> list[AllocationDecision]:
+    """The decisions a dry run records for the candidates it would release."""
+    would = Decision.WOULD_RELEASE
+    return [
+        AllocationDecision(
+            c.allocation,
+            would,
+            c.days_since_last_use,
+            (),
+            # _user_name, inlined: a dry run at 100,000 users calls it for most of them.
+            c.user.name if c.user is not None and c.user.name else _user_name(c),
+        )
+        for c in candidates
+    ]
 
 
 def _user_name(candidate: Candidate) -> str:
@@ -829,8 +908,16 @@ def run_release(
     screenings: dict[str, Screening] = {}
     type_results: dict[str, TypeResult] = {}
 
+    # The real client decodes a list straight into Allocation objects when told the type.
+    typed = _accepts(qrs.list_allocations, "license_type")
+
     def list_type(settings: TypeSettings) -> list[Any]:
-        return qrs.list_allocations(settings.resource, release_filter(now, settings.threshold_days))
+        filter_text = release_filter(now, settings.threshold_days)
+        if typed:
+            return qrs.list_allocations(
+                settings.resource, filter_text, license_type=settings.license_type
+            )
+        return qrs.list_allocations(settings.resource, filter_text)
 
     with gc_paused(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="qrs-list") as ahead:
         pending: Future[list[Any]] | None = None
@@ -903,12 +990,7 @@ def run_release(
     # 5. act.
     if dry:
         for type_result in result.types:
-            type_result.decisions.extend(
-                AllocationDecision(
-                    c.allocation, Decision.WOULD_RELEASE, c.days_since_last_use, (), _user_name(c)
-                )
-                for c in type_result.to_release
-            )
+            type_result.decisions.extend(would_release(type_result.to_release))
             type_result.to_release = []
     else:
         for type_result in result.types:

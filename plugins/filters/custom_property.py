@@ -21,10 +21,14 @@ def sla_release_rules(site) -> list[ReleaseRule] | None:
     if not entries:
         return None  # an empty or null list means "no rule"
     protected = frozenset((fold(e.name), fold(e.value)) for e in entries)
+    protected_values = frozenset(value for _, value in protected)
 
     def judge(candidates: Sequence[Candidate]) -> Vetoes:
         vetoes: dict[str, str] = {}
-        folded: dict[str, str] = {}  # names and values repeat: fold each once per batch
+        # Users share few distinct names and values: fold each once per batch, and test the
+        # value first (most values are not protected under any name).
+        folded: dict[str, str] = {}
+        maybe: dict[str, bool] = {}
 
         def key(text: str) -> str:
             found = folded.get(text)
@@ -34,13 +38,19 @@ def sla_release_rules(site) -> list[ReleaseRule] | None:
 
         for candidate in candidates:
             user = candidate.user
-            if user is None or not user.custom_properties:
+            if user is None:
                 continue
-            matched = [
-                f"{p.name}={p.value}"
-                for p in user.custom_properties
-                if (key(p.name), key(p.value)) in protected
-            ]
+            properties = user.custom_properties
+            if not properties:
+                continue
+            matched = []
+            for p in properties:
+                value = p.value
+                hit = maybe.get(value)
+                if hit is None:
+                    hit = maybe[value] = key(value) in protected_values
+                if hit and (key(p.name), key(value)) in protected:
+                    matched.append(f"{p.name}={value}")
             if matched:
                 vetoes[candidate.allocation.id] = (
                     f"user has custom property {', '.join(sorted(set(matched)))}"

@@ -12,9 +12,10 @@ protect the allocation such a user left behind.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 
 from agent.hookspecs import hookimpl
-from agent.models import Candidate, ReleaseRule, User, Vetoes
+from agent.models import Candidate, ReleaseRule, Vetoes
 
 #: rule name (the config key) -> (User attribute, what the QMC calls the flag)
 FLAGS: dict[str, tuple[str, str]] = {
@@ -34,23 +35,24 @@ def flag_rule(name: str, setting: str) -> ReleaseRule | None:
     protects = setting == "yes"  # the flag value this rule protects
     shown = "Yes" if protects else "No"
 
+    unknown = (
+        f"QRS did not report the user's {label} flag, and neverRelease.{name}"
+        f" is {shown}: an unknown flag is not a reason to release"
+    )
+    hit = f"user's {label} flag is {'Yes' if protects else 'No'} (neverRelease.{name}: {shown})"
+    value_of = attrgetter(attribute)
+
     def judge(candidates: Sequence[Candidate]) -> Vetoes:
         vetoes: dict[str, str] = {}
         for candidate in candidates:
-            user: User | None = candidate.user
+            user = candidate.user
             if user is None:
                 continue
-            value = getattr(user, attribute)
-            if value is None:
-                vetoes[candidate.allocation.id] = (
-                    f"QRS did not report the user's {label} flag, and neverRelease.{name}"
-                    f" is {shown}: an unknown flag is not a reason to release"
-                )
-            elif value is protects:
-                vetoes[candidate.allocation.id] = (
-                    f"user's {label} flag is {'Yes' if value else 'No'}"
-                    f" (neverRelease.{name}: {shown})"
-                )
+            value = value_of(user)
+            if value is protects:
+                vetoes[candidate.allocation.id] = hit
+            elif value is None:
+                vetoes[candidate.allocation.id] = unknown
         return vetoes
 
     return ReleaseRule(

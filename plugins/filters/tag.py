@@ -23,17 +23,20 @@ def sla_release_rules(site) -> list[ReleaseRule] | None:
 
     def judge(candidates: Sequence[Candidate]) -> Vetoes:
         vetoes: dict[str, str] = {}
-        folded: dict[str, str] = {}  # tag names repeat: fold each once per batch
+        folded: dict[str, bool] = {}  # tag names repeat: fold and test each once per batch
         for candidate in candidates:
             user = candidate.user
-            if user is None or not user.tags:
+            if user is None:
+                continue
+            tags = user.tags
+            if not tags:
                 continue
             matched = []
-            for tag in user.tags:
-                key = folded.get(tag)
-                if key is None:
-                    key = folded[tag] = fold(tag)
-                if key in protected:
+            for tag in tags:
+                hit = folded.get(tag)
+                if hit is None:
+                    hit = folded[tag] = fold(tag) in protected
+                if hit:
                     matched.append(tag)
             if matched:
                 names = ", ".join(repr(t) for t in sorted(set(matched)))

@@ -22,29 +22,22 @@ def sla_release_rules(site) -> list[ReleaseRule] | None:
     protected = frozenset((fold(e.user_dir), fold(e.user_id)) for e in entries)
     protected_ids = frozenset(user_id for _, user_id in protected)
 
-    def listed(directory: str, user_id: str) -> bool:
-        # Nearly no candidate is listed: test the user id first and fold the directory only
-        # for the few whose id matches (a batch can hold 100,000 candidates).
-        key = fold(user_id)
-        return key in protected_ids and (fold(directory), key) in protected
-
     def judge(candidates: Sequence[Candidate]) -> Vetoes:
         vetoes: dict[str, str] = {}
         for candidate in candidates:
+            # The owner as the allocation names it (the core only lets candidates through whose
+            # user record names the same user), or the deleted user it names.
             allocation = candidate.allocation
-            user = candidate.user
-            owner_directory, owner_id = allocation.owner_directory, allocation.owner_id
-            # The full user record is authoritative; matching either it or the name the
-            # allocation carries is the safe side (the record is only checked when it differs).
-            matched = listed(owner_directory, owner_id)
-            if (
-                not matched
-                and user is not None
-                and (user.user_id != owner_id or user.user_directory != owner_directory)
-            ):
-                matched = listed(user.user_directory, user.user_id)
-            if matched:
-                who = "deleted user" if allocation.user is None else "user"
+            ref = allocation.user
+            if ref is None:
+                directory, user_id = allocation.deleted_user_directory, allocation.deleted_user_id
+            else:
+                directory, user_id = ref.user_directory, ref.user_id
+            # Nearly no candidate is listed: test the user id first and fold the directory only
+            # for the few whose id matches (a batch can hold 100,000 candidates).
+            key = fold(user_id)
+            if key in protected_ids and (fold(directory), key) in protected:
+                who = "deleted user" if ref is None else "user"
                 vetoes[allocation.id] = f"{who} {allocation.owner} is listed in neverRelease.user"
         return vetoes
 

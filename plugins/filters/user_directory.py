@@ -22,21 +22,20 @@ def sla_release_rules(site) -> list[ReleaseRule] | None:
 
     def judge(candidates: Sequence[Candidate]) -> Vetoes:
         vetoes: dict[str, str] = {}
-        folded: dict[str, str] = {}  # few distinct directories: fold each once per batch
+        folded: dict[str, bool] = {}  # few distinct directories: fold and test each once
         for candidate in candidates:
+            # The allocation's owner (the core only lets candidates through whose user record
+            # names the same user), or the deleted user it names.
             allocation = candidate.allocation
-            names = [allocation.owner_directory]
-            if candidate.user is not None and candidate.user.user_directory != names[0]:
-                names.append(candidate.user.user_directory)
-            for name in names:
-                key = folded.get(name)
-                if key is None:
-                    key = folded[name] = fold(name)
-                if key in protected:
-                    vetoes[allocation.id] = (
-                        f"user directory {name!r} is listed in neverRelease.userDirectory"
-                    )
-                    break
+            ref = allocation.user
+            name = allocation.deleted_user_directory if ref is None else ref.user_directory
+            hit = folded.get(name)
+            if hit is None:
+                hit = folded[name] = fold(name) in protected
+            if hit:
+                vetoes[allocation.id] = (
+                    f"user directory {name!r} is listed in neverRelease.userDirectory"
+                )
         return vetoes
 
     return [

@@ -9,16 +9,27 @@ reference, and objects the simulator serves). They go through :func:`parse_alloc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from agent.config import parse_config
-from agent.models import Allocation, QrsDataError, User, parse_allocation, parse_user
+from agent.models import (
+    Allocation,
+    Decision,
+    QrsDataError,
+    User,
+    decode_allocations,
+    decode_users,
+    parse_allocation,
+    parse_user,
+)
 from agent.plugins import build_plugin_host
 from agent.release import TypeSettings, index_users, plan_type, screen
 from agent.simulator import generate_state
@@ -271,3 +282,80 @@ def test_the_release_decision_releases_only_fully_valid_unprotected_data(
             (p.name.casefold(), p.value.casefold()) for p in user.custom_properties
         }
         assert user.inactive is False and user.blocked is False
+
+
+# --------------------------------------------------------------------------- bulk decoding
+
+
+def _body(values: list[Any]) -> bytes | None:
+    """The JSON body QRS would send, or None for values JSON cannot carry (NaN, infinity)."""
+    try:
+        return json.dumps(values, allow_nan=False).encode()
+    except ValueError:
+        return None
+
+
+@FUZZ
+@given(listings())
+def test_decoding_a_listing_in_bulk_reads_exactly_what_parse_allocation_reads(
+    listing: list[Any],
+) -> None:
+    body = _body(listing)
+    assume(body is not None)
+    objects = json.loads(body)
+    decoded = decode_allocations(body, "professional")
+    if decoded and all(type(a) is Allocation for a in decoded):
+        # The fast path: only when every object is valid, and then exactly as parsed one by one.
+        assert decoded == [parse_allocation(o, "professional") for o in objects]
+    else:
+        assert decoded == objects  # the fallback: the JSON values, parsed one by one later
+    # Either way the decisions are the same as from the JSON values.
+    fast, slow = screen(decoded, "professional", 30, NOW), screen(objects, "professional", 30, NOW)
+    assert fast.eligible == slow.eligible
+    assert fast.decisions == slow.decisions
+
+
+@FUZZ
+@given(fetched_users())
+def test_decoding_users_in_bulk_reads_exactly_what_parse_user_reads(users: dict[str, Any]) -> None:
+    body = _body(list(users.values()))
+    assume(body is not None)
+    objects = json.loads(body)
+    decoded = decode_users(body)
+    if decoded and all(type(u) is User for u in decoded):
+        assert decoded == [parse_user(o) for o in objects]
+    else:
+        assert decoded == objects  # the fallback: the JSON values, parsed one by one later
+
+
+def test_one_unusual_object_sends_the_whole_body_to_the_careful_path() -> None:
+    odd = dict(ALLOCATION, id="046b6c7f-0b8a-43b9-b35d-6489e6daee92", lastUsed="yesterday")
+    body = json.dumps([ALLOCATION, odd]).encode()
+    decoded = decode_allocations(body, "professional")
+    assert decoded == [ALLOCATION, odd]  # plain JSON: screen gives the odd one its own reason
+    screening = screen(decoded, "professional", 30, NOW)
+    assert [a.id for a, _ in screening.eligible] == [ALLOCATION["id"]]
+    assert screening.decisions[0].decision is Decision.KEPT
+    assert "cannot be read" in screening.decisions[0].reasons[0].reason
+
+
+def test_bulk_decoding_keeps_the_byte_order_mark_and_not_json_apart() -> None:
+    body = json.dumps([ALLOCATION]).encode()
+    assert decode_allocations(b"\xef\xbb\xbf" + body, "analyzer")[0].license_type == "analyzer"
+    assert decode_users(b"\xef\xbb\xbf" + json.dumps([USER]).encode()) == [parse_user(USER)]
+    for broken in (b"", b"[{", b"<html>"):
+        with pytest.raises(ValueError):
+            decode_allocations(broken, "professional")
+        with pytest.raises(ValueError):
+            decode_users(broken)
+    assert decode_allocations(b'{"not": "a list"}', "professional") == {"not": "a list"}
+
+
+def test_a_usual_site_decodes_on_the_fast_path() -> None:
+    allocations = decode_allocations(json.dumps(SITE_ALLOCATIONS).encode(), "professional")
+    assert all(type(a) is Allocation for a in allocations)
+    assert allocations == [parse_allocation(a, "professional") for a in SITE_ALLOCATIONS]
+    users = decode_users(json.dumps(list(SITE_USERS.values())).encode())
+    assert all(type(u) is User for u in users)
+    assert users == [parse_user(u) for u in SITE_USERS.values()]
+    assert any(u.tags for u in users) and any(u.custom_properties for u in users)

@@ -174,8 +174,8 @@ def test_user_filters_with_special_characters(client: QrsClient, sim: Simulator)
     assert analyzer == {ANA_RECENT}
     assert client.count("license/analyzeraccesstype") == len({ANA_RECENT, ANA_OLD})
     fetched = client.get_users([OBRIEN, TANAKA, JDOE])
-    assert fetched.users[TANAKA]["name"] == "田中 太郎"
-    assert [t["name"] for t in fetched.users[OBRIEN]["tags"]] == ["R&D #1"]
+    assert fetched.users[TANAKA].name == "田中 太郎"
+    assert fetched.users[OBRIEN].tags == ("R&D #1",)
     assert sim.get_stats()["statuses"] == {"200": 8}
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
+from agent.models import parse_user
 from agent.qrs import MAX_URL_LENGTH, QrsClient, UserFetch
 from agent.simulator import Simulator
 from agent.simulator.certs import CertPaths
@@ -68,7 +69,7 @@ def test_fetches_n_users_in_ceil_n_over_chunk_requests(
     assert set(fetch.users) == set(ids)
     assert fetch.failed == {} and fetch.missing == frozenset()
     for key in ids:
-        assert fetch.users[key] == big.state.users[key]  # the raw QRS object, unchanged
+        assert fetch.users[key] == parse_user(big.state.users[key])  # decoded as parse_user reads it
     expected = math.ceil(count / chunk_size)
     assert fetch.requests == expected
     assert big.get_stats()["requests"] == {"GET /qrs/user/full": expected}

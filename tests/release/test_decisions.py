@@ -189,6 +189,31 @@ def test_users_that_cannot_be_fetched_or_read_are_kept() -> None:
     assert all(decision is Decision.KEPT for decision, _ in reasons.values())
 
 
+@pytest.mark.parametrize(
+    ("field", "value"), [("userId", "bob2"), ("userDirectory", "CORP2"), ("userId", "BOB")]
+)
+def test_an_owner_renamed_between_the_reads_is_kept(field: str, value: str) -> None:
+    # The allocation names CORP\bob; the user record, read a moment later, names someone else.
+    carol = user("carol")
+    objects = qrs_objects(
+        state([BOB, carol], professional=[allocation(u, ago(40)) for u in (BOB, carol)])
+    )
+    raw_users = dict(objects.users)
+    raw_users[BOB["id"].lower()] = {**raw_users[BOB["id"].lower()], field: value}
+    eligible = screen(
+        list(objects.allocations["professionalaccesstype"].values()), "professional", 30, NOW
+    ).eligible
+    seen: list[str] = []
+    rule = ReleaseRule("spy", lambda cs: seen.extend(c.allocation.owner for c in cs) or {})
+    kept, to_release = decide_candidates(eligible, index_users(raw_users), [rule])
+    assert [c.allocation.owner for c in to_release] == ["CORP\\carol"]
+    assert seen == ["CORP\\carol"]  # rules never see an owner with two names
+    (decision,) = kept
+    assert decision.allocation.owner == "CORP\\bob" and decision.decision is Decision.KEPT
+    assert decision.reasons[0].rule == "qrsData"
+    assert "CORP\\bob in the allocation" in decision.reasons[0].reason
+
+
 # --------------------------------------------------------------------------- rules
 
 

@@ -4,9 +4,9 @@ them, QRS objects shaped by the simulator's state loader, decisions from the rea
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 
 import pytest
+from msgspec.structs import replace
 
 from agent.models import Candidate
 from agent.release import fold, judge

@@ -7,12 +7,15 @@ shows), the simulator's state afterwards, and the simulator's request counters.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from agent.delivery import Delivery
 from agent.journal import SqliteJournal
@@ -413,24 +416,29 @@ def test_random_faults_everywhere_never_release_anything_wrong(simulator, certs,
 
 
 class Mutating:
-    """The real client, with the JSON of its answers changed (shapes the simulator refuses to
-    serve: nulls and wrong types where QRS has dates and flags)."""
+    """A hook on the real client's session that changes the JSON bodies of QRS's answers on the
+    wire (shapes the simulator refuses to serve: nulls and wrong types where QRS has dates and
+    flags). The client decodes the changed bodies itself, so its fast path and its fallback
+    are both exercised."""
 
     def __init__(self, qrs: QrsClient, allocations: Callable, users: Callable) -> None:
-        self._qrs = qrs
-        self._allocations = allocations
-        self._users = users
+        self.changed: list[str] = []
 
-    def list_allocations(self, resource: str, filter: str | None = None) -> list[Any]:
-        return self._allocations(self._qrs.list_allocations(resource, filter))
+        def rewrite(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+            path = urlsplit(response.url).path
+            if response.request.method != "GET" or response.status_code != 200:
+                return
+            if path.endswith("accesstype/full"):
+                listed = allocations(response.json())
+            elif path == "/qrs/user/full":
+                listed = response.json()
+                users({u["id"].lower(): u for u in listed})
+            else:
+                return
+            response._content = json.dumps(listed).encode()
+            self.changed.append(path)
 
-    def get_users(self, ids: Any) -> Any:
-        fetched = self._qrs.get_users(ids)
-        self._users(fetched.users)
-        return fetched
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._qrs, name)
+        qrs._session.hooks["response"].append(rewrite)
 
 
 def test_missing_extra_and_null_fields_keep_what_cannot_be_read(simulator, certs, workdir):
@@ -468,9 +476,11 @@ def test_missing_extra_and_null_fields_keep_what_cannot_be_read(simulator, certs
                 if change:
                     change(user)
 
+    mutated: list[Mutating] = []
     result, recorder, _ = release_once(
-        sim, certs, workdir, wrap=lambda q: Mutating(q, allocations, users)
+        sim, certs, workdir, wrap=lambda q: mutated.append(Mutating(q, allocations, users)) or q
     )
+    assert mutated[0].changed  # the bodies were changed on the wire, and decoded by the client
     decisions = check_consistency(result, recorder, sim, site)
     kept = {a for a, d in decisions.items() if d is Decision.KEPT and a in site.candidates}
     assert kept == {ids[0], ids[2], ids[3], ids[4], ids[6]}
@@ -547,7 +557,7 @@ def test_an_allocation_listed_twice_with_different_data_is_kept(simulator, certs
         return listed + extra
 
     result, recorder, _ = release_once(
-        sim, certs, workdir, wrap=lambda q: Mutating(q, allocations, lambda users: None)
+        sim, certs, workdir, wrap=lambda q: Mutating(q, allocations, lambda users: None) and q
     )
     decisions = check_consistency(result, recorder, sim, site)
     assert decisions[twin] is Decision.KEPT and decisions[broken] is Decision.KEPT
