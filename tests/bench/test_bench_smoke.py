@@ -81,7 +81,9 @@ def test_release_scale_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert real["deletes"] == sum(c["released"] + c["quarantined"] for c in real["counts"].values())
 
     assert {"dry_run_agent_over_baseline", "dry_run_agent_over_floor"} <= set(main["ratios"])
-    assert {"total_s", "decide_s", "decode_s", "allocations", "rules"} <= set(main["decision_logic"])
+    assert {"total_s", "decide_s", "decode_s", "allocations", "rules"} <= set(
+        main["decision_logic"]
+    )
     assert main["decision_logic"]["rules"] == 8
     assert [row["users"] for row in result["growth"]] == [200, 300]
     assert {t["target"] for t in result["targets"]} >= {

@@ -69,7 +69,8 @@ def test_fetches_n_users_in_ceil_n_over_chunk_requests(
     assert set(fetch.users) == set(ids)
     assert fetch.failed == {} and fetch.missing == frozenset()
     for key in ids:
-        assert fetch.users[key] == parse_user(big.state.users[key])  # decoded as parse_user reads it
+        # decoded exactly as parse_user reads the raw QRS object
+        assert fetch.users[key] == parse_user(big.state.users[key])
     expected = math.ceil(count / chunk_size)
     assert fetch.requests == expected
     assert big.get_stats()["requests"] == {"GET /qrs/user/full": expected}
