@@ -13,7 +13,7 @@ Rules of the house (taken from pytest, pluggy, datasette and conda):
 * Every hook starts with ``sla_`` and is called with keyword arguments, so an implementation
   may accept fewer arguments than the spec lists; new arguments never break old plugins.
 * Registration hooks (``sla_license_types``, ``sla_release_rules``, ``sla_destinations``,
-  ``sla_metric_collectors``) return small frozen objects from :mod:`agent.models`. The core
+  ``sla_metric_collectors``) return small immutable objects from :mod:`agent.models`. The core
   validates their names, rejects duplicates and calls their callables itself, each inside its
   own error handling: one broken plugin can neither stop nor influence another.
 * No result depends on plugin order. Release rules are *vetoes*: every rule is consulted and

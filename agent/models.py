@@ -1,7 +1,9 @@
-"""Plain, frozen data that flows between the core and plugins.
+"""Plain, immutable data that flows between the core and plugins.
 
-QRS answers are parsed into these classes exactly once, in :func:`parse_allocation` and
-:func:`parse_user`; everything after that point (release rules, destinations, reports) works on
+QRS answers are parsed into these classes exactly once: in bulk, straight from the response
+bytes, by :func:`decode_allocations` and :func:`decode_users`, or one object at a time by
+:func:`parse_allocation` and :func:`parse_user` (same checks, same result); everything after that
+point (release rules, destinations, reports) works on
 validated values and never on raw JSON. A QRS object that cannot be interpreted raises
 :class:`QrsDataError`, and the release core keeps the allocation it belongs to: uncertain data
 never leads to a release.
@@ -390,21 +392,20 @@ def _qrs_time_fast(value: Any) -> datetime | None:
 def parse_user_ref(obj: Any) -> UserRef:
     if type(obj) is not dict and not isinstance(obj, Mapping):
         raise QrsDataError("user is not an object")
-    get = obj.get
-    user_id_, directory, user_id, name = get("id"), get("userDirectory"), get("userId"), get("name")
-    # Fast path for the usual shape (a release run parses one per allocation); anything
-    # unusual goes through _str, which says what is wrong.
-    if not (type(user_id_) is str and type(directory) is str and type(user_id) is str):
-        user_id_, directory, user_id = (
-            _str(obj, "id"),
-            _str(obj, "userDirectory"),
-            _str(obj, "userId"),
-        )
-    if type(name) is not str:
-        name = _str(obj, "name", required=False)
+    user_id_, directory, user_id, name = _user_names(obj)
     if not user_id_ or not user_id:
         raise QrsDataError("user has an empty id or userId")
     return UserRef(user_id_, directory, user_id, name)
+
+
+def _user_names(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """``id``, ``userDirectory``, ``userId`` (required strings) and ``name`` (or "")."""
+    return (
+        _str(obj, "id"),
+        _str(obj, "userDirectory"),
+        _str(obj, "userId"),
+        _str(obj, "name", required=False),
+    )
 
 
 def parse_allocation(obj: Any, license_type: str) -> Allocation:
@@ -473,15 +474,7 @@ def parse_user(obj: Any) -> User:
     attributes = (
         () if attributes_raw is None or attributes_raw == [] else _attributes(attributes_raw)
     )
-    user_id_, directory, user_id, name = get("id"), get("userDirectory"), get("userId"), get("name")
-    if not (type(user_id_) is str and type(directory) is str and type(user_id) is str):
-        user_id_, directory, user_id = (
-            _str(obj, "id"),
-            _str(obj, "userDirectory"),
-            _str(obj, "userId"),
-        )
-    if type(name) is not str:
-        name = _str(obj, "name", required=False)
+    user_id_, directory, user_id, name = _user_names(obj)
     if not user_id:
         raise QrsDataError("user has an empty userId")
     inactive, blocked, removed = get("inactive"), get("blacklisted"), get("removedExternally")
@@ -598,6 +591,16 @@ def decode_json(body: bytes) -> Any:
         raise ValueError(str(exc)) from None
 
 
+def _decode_as(decoder: msgspec.json.Decoder, body: bytes) -> Any:
+    """The body decoded by ``decoder``, or ``None`` if some value does not fit its types."""
+    try:
+        return decoder.decode(_no_bom(body))
+    except msgspec.ValidationError:
+        return None
+    except msgspec.DecodeError as exc:  # not JSON at all
+        raise ValueError(str(exc)) from None
+
+
 def decode_allocations(body: bytes, license_type: str) -> list[Any]:
     """A QRS allocation list (``/qrs/license/<type>/full``) as :class:`Allocation` objects, or,
     when any object in it is unusual, as plain JSON values for :func:`parse_allocation`.
@@ -605,12 +608,9 @@ def decode_allocations(body: bytes, license_type: str) -> list[Any]:
     Raises ``ValueError`` if the body is not JSON. The result is whatever JSON the body holds
     when it is not a list: the caller checks.
     """
-    try:
-        allocations = _ALLOCATIONS.decode(_no_bom(body))
-    except msgspec.ValidationError:
+    allocations = _decode_as(_ALLOCATIONS, body)
+    if allocations is None:
         return decode_json(body)
-    except msgspec.DecodeError as exc:
-        raise ValueError(str(exc)) from None
     force = _force
     for allocation in allocations:
         # parse_allocation's checks and normalisations, on the decoded values.
@@ -633,12 +633,9 @@ def decode_users(body: bytes) -> list[Any]:
     """A ``/qrs/user/full`` list as :class:`User` objects, or, when any object in it is unusual,
     as plain JSON values for :func:`parse_user`. Raises ``ValueError`` if the body is not JSON.
     """
-    try:
-        objects = _USERS.decode(_no_bom(body))
-    except msgspec.ValidationError:
+    objects = _decode_as(_USERS, body)
+    if objects is None:
         return decode_json(body)
-    except msgspec.DecodeError as exc:
-        raise ValueError(str(exc)) from None
     users = []
     append = users.append
     for o in objects:

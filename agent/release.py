@@ -297,7 +297,9 @@ def _screen(
                     )
                 )
                 continue
-        key = allocation.id.lower()
+        key = allocation.id
+        if not key.islower():  # QRS ids are lower-case GUIDs: keep the string (and its hash)
+            key = key.lower()
         twin = seen.get(key)
         if twin is not None:
             if twin != allocation:
