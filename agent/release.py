@@ -392,13 +392,20 @@ class UserIndex:
     def add(self, users: Mapping[str, Any], *, replace: bool = True) -> None:
         """Add users by id; with ``replace=False`` ids already known keep their first value."""
         parsed, pending = self._parsed, self._raw
+        if replace and not pending and set(map(type, users.values())) <= {User}:
+            # The usual bulk fetch: decoded users by lower-case id. Checked and added in C.
+            ids = "".join(users)
+            if ids == ids.lower():  # then every id is lower-case already
+                parsed.update(users)
+                return
         for user_id, value in users.items():
-            key = user_id.lower()
+            key = user_id if user_id.islower() else user_id.lower()
             if not replace and (key in parsed or key in pending):
                 continue
             if type(value) is User:
                 parsed[key] = value
-                pending.pop(key, None)
+                if pending:
+                    pending.pop(key, None)
             else:
                 pending[key] = value
                 parsed.pop(key, None)

@@ -327,3 +327,15 @@ def test_plan_type_counts() -> None:
     )
     assert result.kept_by_rule() == {"tag": 1}
     assert outcome(result)["CORP\\bob"] == "kept"
+
+
+def test_the_user_index_takes_decoded_users_by_any_spelling_of_their_id() -> None:
+    from agent.models import User
+
+    ann = User("AAAAAAAA-0000-4000-8000-000000000001", "CORP", "ann")
+    bob = User("bbbbbbbb-0000-4000-8000-000000000002", "CORP", "bob")
+    for users in ({ann.id: ann, bob.id: bob}, {ann.id.lower(): ann, bob.id: bob}):
+        index = index_users(users, failed={bob.id.upper(): "503"})
+        assert index.get(ann.id) is ann and index.get(ann.id.lower()) is ann
+        assert index.get(bob.id) is None  # a failed fetch wins over anything else
+        assert "503" in index.why_unavailable(bob.id)
