@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -473,6 +474,9 @@ def index_users(
     return index
 
 
+_allocation_id = attrgetter("allocation.id")
+
+
 def judge(candidates: Sequence[Candidate], rules: Sequence[ReleaseRule]) -> dict[str, list[Reason]]:
     """Ask every rule about the whole batch; collect every veto with its reason.
 
@@ -480,7 +484,7 @@ def judge(candidates: Sequence[Candidate], rules: Sequence[ReleaseRule]) -> dict
     its protection is unknown.
     """
     batch = tuple(candidates)
-    in_batch = {c.allocation.id for c in batch}
+    in_batch = set(map(_allocation_id, batch))
     vetoes: dict[str, list[Reason]] = {}
     for rule in rules:
         try:
