@@ -416,29 +416,33 @@ def test_random_faults_everywhere_never_release_anything_wrong(simulator, certs,
 
 
 class Mutating:
-    """A hook on the real client's session that changes the JSON bodies of QRS's answers on the
-    wire (shapes the simulator refuses to serve: nulls and wrong types where QRS has dates and
-    flags). The client decodes the changed bodies itself, so its fast path and its fallback
-    are both exercised."""
+    """Changes the JSON bodies of QRS's answers on the wire, through a hook on the real client's
+    session (shapes the simulator refuses to serve: nulls and wrong types where QRS has dates
+    and flags). The client decodes the changed bodies itself, so its fast path and its
+    fallback are both exercised. Pass :meth:`wrap` as ``release_once(wrap=...)``."""
 
-    def __init__(self, qrs: QrsClient, allocations: Callable, users: Callable) -> None:
+    def __init__(self, allocations: Callable, users: Callable = lambda found: None) -> None:
+        self.allocations = allocations
+        self.users = users
         self.changed: list[str] = []
 
-        def rewrite(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-            path = urlsplit(response.url).path
-            if response.request.method != "GET" or response.status_code != 200:
-                return
-            if path.endswith("accesstype/full"):
-                listed = allocations(response.json())
-            elif path == "/qrs/user/full":
-                listed = response.json()
-                users({u["id"].lower(): u for u in listed})
-            else:
-                return
-            response._content = json.dumps(listed).encode()
-            self.changed.append(path)
+    def wrap(self, qrs: QrsClient) -> QrsClient:
+        qrs._session.hooks["response"].append(self._rewrite)
+        return qrs
 
-        qrs._session.hooks["response"].append(rewrite)
+    def _rewrite(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        path = urlsplit(response.url).path
+        if response.request.method != "GET" or response.status_code != 200:
+            return
+        if path.endswith("accesstype/full"):
+            listed = self.allocations(response.json())
+        elif path == "/qrs/user/full":
+            listed = response.json()
+            self.users({u["id"].lower(): u for u in listed})
+        else:
+            return
+        response._content = json.dumps(listed).encode()
+        self.changed.append(path)
 
 
 def test_missing_extra_and_null_fields_keep_what_cannot_be_read(simulator, certs, workdir):
@@ -476,11 +480,9 @@ def test_missing_extra_and_null_fields_keep_what_cannot_be_read(simulator, certs
                 if change:
                     change(user)
 
-    mutated: list[Mutating] = []
-    result, recorder, _ = release_once(
-        sim, certs, workdir, wrap=lambda q: mutated.append(Mutating(q, allocations, users)) or q
-    )
-    assert mutated[0].changed  # the bodies were changed on the wire, and decoded by the client
+    mutating = Mutating(allocations, users)
+    result, recorder, _ = release_once(sim, certs, workdir, wrap=mutating.wrap)
+    assert mutating.changed  # the bodies were changed on the wire, and decoded by the client
     decisions = check_consistency(result, recorder, sim, site)
     kept = {a for a, d in decisions.items() if d is Decision.KEPT and a in site.candidates}
     assert kept == {ids[0], ids[2], ids[3], ids[4], ids[6]}
@@ -556,9 +558,7 @@ def test_an_allocation_listed_twice_with_different_data_is_kept(simulator, certs
                 extra.append(dict(allocation))  # an identical repeat is harmless
         return listed + extra
 
-    result, recorder, _ = release_once(
-        sim, certs, workdir, wrap=lambda q: Mutating(q, allocations, lambda users: None) and q
-    )
+    result, recorder, _ = release_once(sim, certs, workdir, wrap=Mutating(allocations).wrap)
     decisions = check_consistency(result, recorder, sim, site)
     assert decisions[twin] is Decision.KEPT and decisions[broken] is Decision.KEPT
     assert decisions[fine] is Decision.RELEASED
