@@ -505,16 +505,7 @@ class QrsClient:
         return found
 
     def _get_object(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        body = self._get_json(path, params)
-        if not isinstance(body, dict):
-            raise QrsProtocolError(
-                f"GET {path}: expected a JSON object, got {type(body).__name__}",
-                method="GET",
-                path=path,
-                status=200,
-                body_excerpt=_excerpt(repr(body)),
-            )
-        return body
+        return self._get_json(path, params, expect=dict)
 
     def _get_list(
         self,
@@ -522,26 +513,21 @@ class QrsClient:
         params: Mapping[str, Any] | None = None,
         decode: Callable[[bytes], Any] = decode_json,
     ) -> list[Any]:
-        body = self._get_json(path, params, decode)
-        if not isinstance(body, list):
-            raise QrsProtocolError(
-                f"GET {path}: expected a JSON list, got {type(body).__name__}",
-                method="GET",
-                path=path,
-                status=200,
-                body_excerpt=_excerpt(repr(body)),
-            )
-        return body
+        return self._get_json(path, params, decode, expect=list)
 
     def _get_json(
         self,
         path: str,
         params: Mapping[str, Any] | None = None,
         decode: Callable[[bytes], Any] = decode_json,
+        *,
+        expect: type[dict[str, Any]] | type[list[Any]],
     ) -> Any:
+        """GET ``path``; the body decoded by ``decode``, which must be a JSON object (``dict``)
+        or list, as ``expect`` says; anything else is a :class:`QrsProtocolError`."""
         response, _ = self._send("GET", path, params=params)
         try:
-            return decode(response.content)
+            body = decode(response.content)
         except ValueError:
             excerpt = _excerpt(response.text)
             raise QrsProtocolError(
@@ -552,6 +538,16 @@ class QrsClient:
                 status=response.status_code,
                 body_excerpt=excerpt,
             ) from None
+        if not isinstance(body, expect):
+            kind = "a JSON object" if expect is dict else "a JSON list"
+            raise QrsProtocolError(
+                f"GET {path}: expected {kind}, got {type(body).__name__}",
+                method="GET",
+                path=path,
+                status=response.status_code,
+                body_excerpt=_excerpt(repr(body)),
+            )
+        return body
 
     def _send(
         self,
