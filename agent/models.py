@@ -16,7 +16,7 @@ import enum
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 import msgspec
@@ -321,38 +321,54 @@ class Destination(Protocol):
 
 # --------------------------------------------------------------------------- parsing
 
-_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_fromiso = datetime.fromisoformat
+
+
+def _qrs_time_fast(value: Any) -> datetime | None:
+    """QRS's own format (``2026-01-23T04:56:07.000Z``), nearly every value: fromisoformat
+    (Python 3.11+) reads it ten times faster than the general path. ``None`` means "not that
+    format": the general path decides (and says what is wrong)."""
+    if type(value) is str and len(value) == 24 and value[23] == "Z" and value[10] == "T":
+        try:
+            return _fromiso(value)
+        except ValueError:
+            return None
+    return None
+
+
+#: RFC 3339 as QRS and msgspec read it: ``T``, ``t`` or a space between date and time, ``Z`` or
+#: ``z`` for UTC; seconds, fraction and offset optional (no offset means UTC).
+_TIME_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2})(?::(\d{2})(?:\.(\d+))?)?([Zz]|[+-]\d{2}:?\d{2})?$"
+)
 
 
 def parse_qrs_time(value: Any) -> datetime | None:
     """Parse a QRS timestamp (``2026-01-23T04:56:07.000Z``) to aware UTC; ``None`` stays None.
 
-    Raises :class:`QrsDataError` for anything else.
+    Reads what :func:`decode_allocations` reads (msgspec's RFC 3339): more than 6 fraction
+    digits are rounded to the microsecond by the 7th. Raises :class:`QrsDataError` for
+    anything else.
     """
     if value is None:
         return None
-    if isinstance(value, str) and len(value) == 24 and value[10] == "T" and value[23] == "Z":
-        # QRS's own format, nearly every value: a release run parses 100,000s of them, and
-        # fromisoformat (Python 3.11+) is ten times faster than the general path below.
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            pass  # Python 3.10, or not a date: the general path decides
-    if not isinstance(value, str) or not _TIME_RE.match(value.strip()):
+    fast = _qrs_time_fast(value)
+    if fast is not None:
+        return fast
+    m = _TIME_RE.match(value.strip()) if isinstance(value, str) else None
+    if m is None:
         raise QrsDataError(f"not a QRS timestamp: {str(value)[:40]!r}")
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    # Python < 3.11 fromisoformat accepts only 3 or 6 fraction digits.
-    m = re.match(r"^(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)$", text)
-    if m:
-        text = f"{m.group(1)}.{m.group(2)[:6].ljust(6, '0')}{m.group(3)}"
+    day, hours_minutes, seconds, fraction, offset = m.groups()
+    if offset is None or offset in "Zz":
+        offset = "+00:00"
+    fraction = fraction or ""
+    text = f"{day}T{hours_minutes}:{seconds or '00'}.{fraction[:6].ljust(6, '0')}{offset}"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
         raise QrsDataError(f"not a QRS timestamp: {value[:40]!r}") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+    if fraction[6:7] >= "5":
+        parsed += timedelta(microseconds=1)
     return parsed.astimezone(UTC)
 
 
@@ -371,22 +387,6 @@ def _str(obj: Mapping[str, Any], key: str, *, required: bool = True) -> str:
     if not isinstance(value, str):
         raise QrsDataError(f"{key!r} is not a string")
     return value
-
-
-#: What QRS answers for "never" in lastUsed and quarantineEnd.
-QRS_NEVER = "1753-01-01T00:00:00.000Z"
-_fromiso = datetime.fromisoformat
-
-
-def _qrs_time_fast(value: Any) -> datetime | None:
-    """:func:`parse_qrs_time` for QRS's own format without the call overhead; ``None`` means
-    "not that format", and the caller takes the general path (which also reports errors)."""
-    if type(value) is str and len(value) == 24 and value[23] == "Z" and value[10] == "T":
-        try:
-            return _fromiso(value)
-        except ValueError:
-            return None
-    return None
 
 
 def parse_user_ref(obj: Any) -> UserRef:
@@ -413,32 +413,23 @@ def parse_allocation(obj: Any, license_type: str) -> Allocation:
     if type(obj) is not dict and not isinstance(obj, Mapping):
         raise QrsDataError("allocation is not an object")
     get = obj.get
-    alloc_id = get("id")
-    if type(alloc_id) is not str:
-        alloc_id = _str(obj, "id")
+    alloc_id = _str(obj, "id")
     if not alloc_id:
         raise QrsDataError("allocation has an empty id")
-    raw = get("createdDate")
-    created = _qrs_time_fast(raw) or parse_qrs_time(raw)
+    created = parse_qrs_time(get("createdDate"))
     if created is None:
         raise QrsDataError("allocation has no createdDate")
-    raw = get("lastUsed")
-    if raw is None or raw == QRS_NEVER:
-        last_used = None
-    else:
-        last_used = _qrs_time_fast(raw) or parse_qrs_time(raw)
-        if last_used is not None and last_used < created:
-            last_used = None  # QRS's "never used" sentinel in another spelling
+    last_used = parse_qrs_time(get("lastUsed"))
+    if last_used is not None and last_used < created:
+        last_used = None  # QRS's "never used" sentinel (1753-01-01)
     quarantined = get("quarantined", False)
     if type(quarantined) is not bool:
         raise QrsDataError("'quarantined' is not a boolean")
-    raw = get("quarantineEnd")
     quarantine_end = None
-    if raw is not None and raw != QRS_NEVER:
-        with contextlib.suppress(QrsDataError):  # informative only; never decides anything
-            quarantine_end = _qrs_time_fast(raw) or parse_qrs_time(raw)
-        if quarantine_end is not None and quarantine_end.year <= 1753:
-            quarantine_end = None
+    with contextlib.suppress(QrsDataError):  # informative only; never decides anything
+        quarantine_end = parse_qrs_time(get("quarantineEnd"))
+    if quarantine_end is not None and quarantine_end.year <= 1753:
+        quarantine_end = None  # QRS's "not quarantined" sentinel
     raw_user = get("user")
     user = parse_user_ref(raw_user) if raw_user is not None else None
     deleted_dir = get("deletedUserDirectory")

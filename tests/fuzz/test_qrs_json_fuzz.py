@@ -359,3 +359,34 @@ def test_a_usual_site_decodes_on_the_fast_path() -> None:
     assert all(type(u) is User for u in users)
     assert users == [parse_user(u) for u in SITE_USERS.values()]
     assert any(u.tags for u in users) and any(u.custom_properties for u in users)
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-01-01 00:00:00Z",
+        "2026-01-01t00:00:00z",
+        "2026-01-01T00:00Z",
+        "2026-01-01T00:00:00+0100",
+        "2026-01-01T00:00:00-00:00",
+        "2026-01-01T00:00:00.1234567Z",
+        "2026-01-01T00:00:00.9999995Z",
+        "2026-01-01T00:00:00",
+        " 2026-01-01T00:00:00Z",
+        "2026-01-01T24:00:00Z",
+        "2026-01-01T00:00:60Z",
+        "2026-01-01T00:00.5Z",
+        "+2026-01-01T00:00:00Z",
+        "2026-13-01T00:00:00Z",
+        "1753-01-01T00:00:00.000Z",
+    ],
+)
+def test_both_paths_read_a_timestamp_alike(stamp: str) -> None:
+    """msgspec's RFC 3339 and parse_qrs_time agree on every timestamp the fast path accepts;
+    what msgspec refuses goes to the careful path, which reads it or keeps the allocation."""
+    raw = dict(ALLOCATION, lastUsed=stamp)
+    (decoded,) = decode_allocations(json.dumps([raw]).encode(), "professional")
+    if type(decoded) is Allocation:
+        assert decoded == parse_allocation(raw, "professional")
+    else:
+        assert decoded == raw
