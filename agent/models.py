@@ -168,7 +168,8 @@ class Allocation(msgspec.Struct, frozen=True, gc=False, kw_only=True):
         return self.last_used if self.last_used is not None else self.created
 
     def days_since_last_use(self, now: datetime) -> int:
-        return int((now - self.last_activity).total_seconds() // 86400)
+        """Whole days since the last activity, rounded down (``timedelta.days`` is a floor)."""
+        return (now - self.last_activity).days
 
 
 class Candidate(msgspec.Struct, frozen=True, gc=False):

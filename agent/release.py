@@ -236,7 +236,7 @@ def _stub_allocation(raw: Any, license_type: str, now: datetime) -> tuple[Alloca
     if last_used is not None and created is not None and last_used < created:
         last_used = None
     activity = last_used or created
-    days = int((now - activity).total_seconds() // 86400) if activity else -1
+    days = (now - activity).days if activity else -1
     stub = Allocation(
         id=text("id") or "(no id)",
         license_type=license_type,
@@ -307,9 +307,10 @@ def _screen(
                 doubtful.add(key)
             continue  # QRS listed it twice; one decision is enough
         seen[key] = allocation
+        # Allocation.last_activity and days_since_last_use, inlined: once per listed allocation.
         last_used = allocation.last_used
         activity = allocation.created if last_used is None else last_used
-        days = (now - activity).days  # whole days, rounded down (timedelta.days is a floor)
+        days = (now - activity).days
         if allocation.quarantined:
             until = (
                 f" until {format_qrs_time(allocation.quarantine_end)}"
@@ -528,24 +529,21 @@ def _decide_candidates(
     kept: list[AllocationDecision] = []
     candidates: list[Candidate] = []
     append = candidates.append
-    # UserIndex.get's fast path, inlined: this loop runs once per eligible allocation.
-    parsed, unavailable = users._parsed, users.unavailable
+    lookup = users.get
     for allocation, days in eligible:
         ref = allocation.user
         if ref is None:
             append(Candidate(allocation, None, days))
             continue
-        user = parsed.get(ref.id)
-        if user is None or (unavailable and ref.id in unavailable):
-            user = users.get(ref.id)
-            if user is None:
-                why = users.why_unavailable(ref.id)
-                kept.append(
-                    AllocationDecision(
-                        allocation, Decision.KEPT, days, (Reason(STEP_USER_LOOKUP, why),), ref.name
-                    )
+        user = lookup(ref.id)
+        if user is None:
+            why = users.why_unavailable(ref.id)
+            kept.append(
+                AllocationDecision(
+                    allocation, Decision.KEPT, days, (Reason(STEP_USER_LOOKUP, why),), ref.name
                 )
-                continue
+            )
+            continue
         if user.user_id != ref.user_id or user.user_directory != ref.user_directory:
             # One QRS user, two names: renamed between the listing and the look-up. Rules
             # match names, so neither can be trusted; the next run sees one name again.
