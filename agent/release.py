@@ -284,19 +284,8 @@ def _screen(
                 if isinstance(raw_id, str):
                     doubtful.add(raw_id.lower())
                 stub, days = _stub_allocation(raw, license_type, now)
-                result.decisions.append(
-                    AllocationDecision(
-                        stub,
-                        Decision.KEPT,
-                        days,
-                        (
-                            Reason(
-                                STEP_DATA,
-                                f"QRS returned allocation data that cannot be read: {exc}",
-                            ),
-                        ),
-                    )
-                )
+                why = f"QRS returned allocation data that cannot be read: {exc}"
+                result.decisions.append(kept_for(stub, days, STEP_DATA, why))
                 continue
         key = allocation.id
         if not key.islower():  # QRS ids are lower-case GUIDs: keep the string (and its hash)
@@ -358,17 +347,12 @@ def _keep_doubtful(result: Screening, doubtful: set[str]) -> None:
             eligible.append((allocation, days))
             continue
         result.decisions.append(
-            AllocationDecision(
+            kept_for(
                 allocation,
-                Decision.KEPT,
                 days,
-                (
-                    Reason(
-                        STEP_DATA,
-                        "QRS listed this allocation more than once with different or unreadable"
-                        " data; kept until QRS answers consistently",
-                    ),
-                ),
+                STEP_DATA,
+                "QRS listed this allocation more than once with different or unreadable data;"
+                " kept until QRS answers consistently",
             )
         )
     result.eligible = eligible
@@ -538,28 +522,19 @@ def _decide_candidates(
         user = lookup(ref.id)
         if user is None:
             why = users.why_unavailable(ref.id)
-            kept.append(
-                AllocationDecision(
-                    allocation, Decision.KEPT, days, (Reason(STEP_USER_LOOKUP, why),), ref.name
-                )
-            )
+            kept.append(kept_for(allocation, days, STEP_USER_LOOKUP, why, ref.name))
             continue
         if user.user_id != ref.user_id or user.user_directory != ref.user_directory:
             # One QRS user, two names: renamed between the listing and the look-up. Rules
             # match names, so neither can be trusted; the next run sees one name again.
             kept.append(
-                AllocationDecision(
+                kept_for(
                     allocation,
-                    Decision.KEPT,
                     days,
-                    (
-                        Reason(
-                            STEP_DATA,
-                            f"QRS named the owner {ref.user_directory}\\{ref.user_id} in the"
-                            f" allocation but {user.user_directory}\\{user.user_id} in the user"
-                            " record; kept until QRS answers consistently",
-                        ),
-                    ),
+                    STEP_DATA,
+                    f"QRS named the owner {ref.user_directory}\\{ref.user_id} in the allocation"
+                    f" but {user.user_directory}\\{user.user_id} in the user record; kept until"
+                    " QRS answers consistently",
                     user.name or ref.name,
                 )
             )
@@ -587,6 +562,13 @@ def _decide_candidates(
                 )
             )
     return kept, to_release
+
+
+def kept_for(
+    allocation: Allocation, days: int, step: str, why: str, user_name: str = ""
+) -> AllocationDecision:
+    """A ``kept`` decision with one reason: the step (or rule) that kept it and why."""
+    return AllocationDecision(allocation, Decision.KEPT, days, (Reason(step, why),), user_name)
 
 
 def would_release(candidates: Iterable[Candidate]) -> list[AllocationDecision]:
@@ -697,11 +679,11 @@ def hold_back(results: Sequence[TypeResult], step: str, why: str) -> None:
     for result in results:
         for candidate in result.to_release:
             result.decisions.append(
-                AllocationDecision(
+                kept_for(
                     candidate.allocation,
-                    Decision.KEPT,
                     candidate.days_since_last_use,
-                    (Reason(step, why),),
+                    step,
+                    why,
                     _user_name(candidate),
                 )
             )
