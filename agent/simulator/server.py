@@ -202,6 +202,8 @@ class _App:
                 table["DELETE"] = self._delete
         else:
             table = {"GET": self._list_condensed}
+            if template.startswith("/qrs/license/"):
+                table["POST"] = self._create
         return table.get(method), sorted(table)
 
     def _about(
@@ -256,6 +258,18 @@ class _App:
         if outcome is None:
             return _text(404, f"No object with id {groups['id']}")
         return Response(204)
+
+    def _create(
+        self, groups: dict[str, str], params: dict[str, str], body: bytes, actor: str
+    ) -> Response:
+        try:
+            document = json.loads(body.decode("utf-8") or "null")
+        except (UnicodeDecodeError, ValueError):
+            raise _BadRequest("The request body is not valid JSON.") from None
+        status, answer = self.store.create_allocation(groups["c"], document, actor)
+        if isinstance(answer, str):
+            return _text(status, answer)
+        return _json(answer, status)
 
     def _table(
         self, groups: dict[str, str], params: dict[str, str], body: bytes, actor: str

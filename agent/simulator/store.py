@@ -5,7 +5,8 @@ snapshot is a list of object references: objects are replaced, never changed in 
 be filtered and encoded outside the lock). Each object's JSON is cached by identity, so listing
 100,000 users costs one join after the first request. Quarantine follows QRS: deleting an
 allocation used within the last 7 days (by the simulator clock) quarantines it until now + 7 days;
-when that moment passes it disappears.
+when that moment passes it disappears. Allocating to a user whose own allocation is in
+quarantine reinstates it; any other allocation needs an available license.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .clock import Clock, format_date
+from .clock import NEVER, Clock, format_date
 from .filtering import (
     CompiledFilter,
     compile_filter,
@@ -32,10 +34,17 @@ from .state import (
     USER_CONDENSED_FIELDS,
     USER_FIELDS,
     SimulatorState,
+    condensed_user,
 )
 
 QUARANTINE = dt.timedelta(days=7)
 COLLECTIONS = ("user", *ALLOCATION_COLLECTIONS)
+#: How QRS's messages name each license type.
+_LICENSE_NAMES = {
+    "professionalaccesstype": "professional access",
+    "analyzeraccesstype": "analyzer access",
+    "useraccesstype": "user access",
+}
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
@@ -285,6 +294,84 @@ class Store:
                 del items[key]
                 outcome = "removed"
             return outcome
+
+    def create_allocation(
+        self, collection: str, body: Any, actor: str
+    ) -> tuple[int, dict[str, Any] | str]:
+        """Apply ``POST /qrs/license/<collection>`` (QRS's generic create; the QMC's Allocate).
+
+        The body names the user: ``{"user": {"id": "<guid>"}}``. A user whose own allocation of
+        this type is in quarantine gets that allocation back (same id, out of quarantine, no
+        license taken); otherwise a new allocation needs an available license of the type.
+
+        :returns: ``(201, allocation)``, or ``(status, message)`` for a refusal: 400 for a body
+            without a user id, an unknown user, or no license left; 409 when the user already
+            holds a (not quarantined) allocation of this type.
+        """
+        user_ref = body.get("user") if isinstance(body, dict) else None
+        user_id = user_ref.get("id") if isinstance(user_ref, dict) else None
+        if not isinstance(user_id, str) or not user_id:
+            return 400, 'The allocation needs a user: {"user": {"id": "<user id>"}}.'
+        now = self.clock.now()
+        key_user = user_id.lower()
+        with self._lock:
+            self._expire_quarantine()
+            user = self._state.users.get(key_user)
+            if user is None:
+                return 400, f"Cannot create the allocation: no user with id {user_id}."
+            items = self._state.allocations[collection]
+            held = [
+                (key, a)
+                for key, a in items.items()
+                if isinstance(a.get("user"), dict)
+                and str(a["user"].get("id", "")).lower() == key_user
+            ]
+            kind = _LICENSE_NAMES.get(collection, collection)
+            for key, allocation in held:
+                if allocation.get("quarantined"):
+                    # Reinstatement within the quarantine: the same allocation comes back.
+                    reinstated = {
+                        **allocation,
+                        "modifiedDate": format_date(now),
+                        "modifiedByUserName": actor,
+                        "quarantined": False,
+                        "quarantineEnd": NEVER,
+                    }
+                    items[key] = reinstated
+                    self._quarantined.get(collection, set()).discard(key)
+                    return 201, reinstated
+            if held:
+                return (
+                    409,
+                    f"The user {user['userDirectory']}\\{user['userId']} already has a {kind}"
+                    " allocation.",
+                )
+            total = self._state.total(collection)
+            if len(items) >= total:
+                return (
+                    400,
+                    f"Cannot allocate a {kind} license: no license is available"
+                    f" ({total} licensed, {len(items)} allocated).",
+                )
+            created = {
+                "id": str(uuid.uuid4()),
+                "createdDate": format_date(now),
+                "modifiedDate": format_date(now),
+                "modifiedByUserName": actor,
+                "schemaPath": ALLOCATION_COLLECTIONS[collection],
+                "privileges": None,
+                "user": condensed_user(user),
+                "lastUsed": None,
+                "excess": False,
+                "quarantined": False,
+                "quarantineEnd": NEVER,
+                "deletedUserId": "",
+                "deletedUserDirectory": "",
+            }
+            if collection == "useraccesstype":
+                del created["excess"]
+            items[created["id"]] = created
+            return 201, created
 
     # -- internals (call with the lock held) --------------------------------------------------
 
