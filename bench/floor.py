@@ -6,7 +6,7 @@ allocation list (with the agent's own filter) and the full user objects of the c
 those responses with the agent's concurrency (``configQRS.concurrency`` parallel requests, the
 lists first, then the user chunks, all through one pool) and does nothing else: bodies are read
 as bytes and never parsed. It sends them through the agent's own transport
-(:class:`agent.qrs.QrsClient`'s request method: certificates, Xrfkey, URL encoding, connection
+(:class:`agent.qrs_transport.QrsTransport`: certificates, Xrfkey, URL encoding, connection
 pool), so the floor moves with every change to the transport and the ratio agent / floor is the
 cost of everything else. Because it ignores that the user ids are only known once the lists are
 read, it is a strict lower bound for the agent.
@@ -57,7 +57,7 @@ def _client(site: Site, concurrency: int) -> QrsClient:
 
 def _get(client: QrsClient, path: str, params: Mapping[str, str]) -> bytes:
     # The agent's transport without its JSON handling: what every agent request costs anyway.
-    response, _ = client._send("GET", path, params=params)
+    response, _ = client.transport.send("GET", path, params=params)
     return response.content
 
 

@@ -10,8 +10,6 @@ from collections.abc import Callable
 import pytest
 
 from agent.qrs import (
-    BACKOFF_CAP,
-    RETRY_AFTER_CAP,
     QrsAuthError,
     QrsClient,
     QrsError,
@@ -20,6 +18,7 @@ from agent.qrs import (
     QrsProtocolError,
     QrsTimeout,
 )
+from agent.qrs_transport import BACKOFF_CAP, RETRY_AFTER_CAP
 from agent.simulator import Simulator
 from agent.simulator.certs import CertPaths
 
@@ -43,8 +42,8 @@ def test_recovers_from_5xx_with_growing_jittered_backoff(
 
 def test_backoff_is_capped_and_jittered(sim: Simulator, qrs_certs: CertPaths) -> None:
     with QrsClient(site_for(sim, qrs_certs), rng=random.Random(3)) as client:
-        waits = [client._backoff(n, None) for n in range(1, 12)]
-        assert client._backoff(1, 500.0) == RETRY_AFTER_CAP  # a huge Retry-After is cut
+        waits = [client.transport._backoff(n, None) for n in range(1, 12)]
+        assert client.transport._backoff(1, 500.0) == RETRY_AFTER_CAP  # a huge Retry-After is cut
     assert max(waits) <= BACKOFF_CAP
     assert waits[-1] >= BACKOFF_CAP / 2
     assert len({round(w, 6) for w in waits[-3:]}) == 3  # jitter: equal steps, different waits
@@ -101,7 +100,7 @@ def test_unknown_object_is_none_not_an_error(client: QrsClient, sim: Simulator) 
         client.get_allocation("analyzeraccesstype", "99999999-0000-4000-8000-000000000000") is None
     )
     with pytest.raises(QrsNotFoundError):
-        client._get_object("/qrs/user/99999999-0000-4000-8000-000000000000")
+        client.transport.get_json("/qrs/user/99999999-0000-4000-8000-000000000000", expect=dict)
 
 
 def test_recovers_from_a_connection_reset(

@@ -427,7 +427,7 @@ class Mutating:
         self.changed: list[str] = []
 
     def wrap(self, qrs: QrsClient) -> QrsClient:
-        qrs._session.hooks["response"].append(self._rewrite)
+        qrs.transport.session.hooks["response"].append(self._rewrite)
         return qrs
 
     def _rewrite(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
