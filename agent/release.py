@@ -1293,8 +1293,10 @@ def _run_site_job(
     should_stop: Callable[[], bool] | None = None,
 ) -> ReleaseResult | None:
     from agent.journal import JournalError, journaled
+    from agent.lock import site_identity
 
-    with release_lock(config.state_dir, site.name):
+    identity = site_identity(site.qrs.host, site.qrs.port)
+    with release_lock(config.state_dir, site.name, identity):
         try:
             qrs = qrs_factory(site)
         except Exception as exc:

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     sites = sites_or_error(config)
 
     from agent.journal import JournalError, journaled
-    from agent.lock import LockBusy, release_lock
+    from agent.lock import LockBusy, release_lock, site_identity
     from agent.plugins import build_plugin_host
     from agent.qrs import QrsCertificateFileError, QrsClient
     from agent.release import run_release
@@ -146,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
             delivery = Delivery.from_config(config, host)
         for site in sites:
             try:
-                with release_lock(config.state_dir, site.name), QrsClient(site) as qrs:
+                identity = site_identity(site.qrs.host, site.qrs.port)
+                with release_lock(config.state_dir, site.name, identity), QrsClient(site) as qrs:
                     # A real run first settles what an interrupted one left in the journal.
                     journal = (
                         contextlib.nullcontext((None, None))
