@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -164,13 +164,6 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _cli(argv: Sequence[str]) -> int:
-    # The real command line, so each step is exactly the command it stands for.
-    from agent.cli import main
-
-    return main(list(argv))
-
-
 def _heading(out: TextIO, text: str) -> None:
     print(f"\n== {text}", file=out)
     out.flush()
@@ -184,8 +177,14 @@ def run_demo(
     keep_running: bool = False,
     log_level: str = "WARNING",
     out: TextIO | None = None,
+    run_command: Callable[[Sequence[str]], int],
 ) -> int:
-    """Run the demo; returns the exit code (0 when every step did its job)."""
+    """Run the demo; returns the exit code (0 when every step did its job).
+
+    :param run_command: runs one ``license-agent`` command line and returns its exit code. The
+        CLI passes its own ``main``, so each step is exactly the command it stands for, with the
+        output the user would see; this module sits below the CLI and never imports it.
+    """
     from agent.simulator import CertificateError, Simulator
 
     out = out or sys.stdout
@@ -212,7 +211,7 @@ def run_demo(
         print(f"config written to {config}", file=out)
         level = ["--log-level", log_level]
         _heading(out, f"License monitor: license-agent monitor --once -c {config}")
-        codes = [_cli(["monitor", "--once", "-c", str(paths.config), *level])]
+        codes = [run_command(["monitor", "--once", "-c", str(paths.config), *level])]
         decisions = _shown(paths.decisions)
         _heading(
             out,
@@ -220,7 +219,7 @@ def run_demo(
             f" -c {config} --report {decisions}",
         )
         codes.append(
-            _cli(
+            run_command(
                 [
                     "release",
                     "--once",
@@ -247,7 +246,7 @@ def run_demo(
             "HTML report: license-agent report"
             f" --db {_shown(paths.sqlite)} --decisions {decisions} --out {_shown(paths.html)}",
         )
-        codes.append(_cli(report_argv))
+        codes.append(run_command(report_argv))
         out.flush()
         _summary(out, paths, time.monotonic() - started)
         if keep_running and not any(codes):
@@ -257,8 +256,8 @@ def run_demo(
                 file=out,
             )
             out.flush()
-            codes.append(_cli(["run", "-c", str(paths.config), "--log-level", "INFO"]))
-            codes.append(_cli(report_argv))
+            codes.append(run_command(["run", "-c", str(paths.config), "--log-level", "INFO"]))
+            codes.append(run_command(report_argv))
         return 1 if any(codes) else 0
     finally:
         simulator.stop()

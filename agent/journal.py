@@ -2,7 +2,7 @@
 
 A release run that is killed (SIGKILL, power loss, a crash) between sending a DELETE and
 handing its release event to the outbox would otherwise leave no trace of a release that did
-happen. :class:`SqliteJournal` implements :class:`agent.release.ReleaseJournal` in a small
+happen. :class:`SqliteJournal` implements :class:`agent.journal.ReleaseJournal` in a small
 SQLite file per site in the agent's state folder (WAL mode; an intent is committed with
 ``synchronous=FULL`` before its DELETE leaves the machine). Each row goes through these states::
 
@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
 
@@ -50,7 +50,6 @@ from agent.models import (
     format_qrs_time,
     parse_qrs_time,
 )
-from agent.release import EventSink, JournalEntry, ReleaseJournal, release_event
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig, SiteConfig
@@ -82,6 +81,72 @@ _OUTCOME_STATES = {
     Decision.ALREADY_GONE: ALREADY_GONE,
     Decision.FAILED: FAILED,
 }
+
+
+# --------------------------------------------------------------------------- what a run records
+
+
+class EventSink(Protocol):
+    """Where release events go (:class:`agent.delivery.Delivery`)."""
+
+    def deliver(self, points: Sequence[Point]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One DELETE the run is about to send: enough to finish its event after a crash."""
+
+    site: str
+    license_type: str
+    resource: str
+    allocation_id: str
+    user: str
+    days_since_last_use: int
+    last_used: datetime | None
+    at: datetime
+
+
+class ReleaseJournal(Protocol):
+    """Records each DELETE before it is sent and its outcome after (crash safety).
+
+    ``intent`` is called before the DELETE, from the delete worker threads (so it must be
+    thread-safe); if it raises, the DELETE is not sent and the allocation is reported as
+    failed. ``outcome`` is called after all DELETEs of the type, from the run's thread, with
+    the final decision (``released``, ``quarantined``, ``already_gone`` or ``failed``).
+    """
+
+    def intent(self, entry: JournalEntry) -> None: ...
+
+    def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> None: ...
+
+
+class NullJournal:
+    """The default journal: records nothing."""
+
+    def intent(self, entry: JournalEntry) -> None:
+        return None
+
+    def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> None:
+        return None
+
+
+def release_event(entry: JournalEntry, quarantined: bool, static_tags: Mapping[str, str]) -> Point:
+    """The ``qlik_sense_license_release`` point for one removed allocation.
+
+    Static tags come first; ``license_type`` and ``user`` win over a static tag of the same
+    name, so dashboards always see the real values.
+    """
+    return Point(
+        measurement=MEASUREMENT_RELEASE,
+        tags={**static_tags, "license_type": entry.license_type, "user": entry.user},
+        fields={
+            "days_since_last_use": float(entry.days_since_last_use),
+            "allocation_id": entry.allocation_id,
+            "quarantined": quarantined,
+        },
+        time=entry.at,
+        feature=FEATURE_LICENSE_RELEASE,
+    )
 
 
 class JournalError(RuntimeError):
@@ -139,7 +204,7 @@ class RecoveryReport:
 
 
 class SqliteJournal:
-    """A :class:`~agent.release.ReleaseJournal` in one SQLite file. Thread-safe.
+    """A :class:`~agent.journal.ReleaseJournal` in one SQLite file. Thread-safe.
 
     :param path: the file (created with its folder if missing), or ``":memory:"``.
     :param keep_days: finished rows older than this are deleted by :meth:`prune`.

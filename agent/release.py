@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import inspect
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 from loguru import logger
 
+from agent.journal import EventSink, JournalEntry, NullJournal, ReleaseJournal, release_event
 from agent.models import (
     FEATURE_LICENSE_RELEASE,
-    MEASUREMENT_RELEASE,
     UTC,
     Allocation,
     AllocationDecision,
@@ -75,18 +74,6 @@ STEP_DELETE = "delete"
 STEP_STOP = "stop"
 
 
-def fold(text: str) -> str:
-    """The form names are compared in: Unicode-normalized, trimmed, case-folded.
-
-    Sense matches directory names, user ids, tags and custom property values without regard
-    to case; folding more than Sense does can only protect more, which is the safe side.
-    Third-party rules should compare through this function too.
-    """
-    if text.isascii():
-        return text.strip().lower()  # the same result, five times faster: most names are ASCII
-    return unicodedata.normalize("NFKC", text).strip().casefold()
-
-
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while deciding.
@@ -124,50 +111,6 @@ class ReleaseQrs(Protocol):
     def delete_allocation(self, resource: str, allocation_id: str) -> Any: ...
 
     def access_type_overview(self) -> Mapping[str, Any]: ...
-
-
-class EventSink(Protocol):
-    """Where release events go (:class:`agent.delivery.Delivery`)."""
-
-    def deliver(self, points: Sequence[Point]) -> Any: ...
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    """One DELETE the run is about to send: enough to finish its event after a crash."""
-
-    site: str
-    license_type: str
-    resource: str
-    allocation_id: str
-    user: str
-    days_since_last_use: int
-    last_used: datetime | None
-    at: datetime
-
-
-class ReleaseJournal(Protocol):
-    """Records each DELETE before it is sent and its outcome after (crash safety).
-
-    ``intent`` is called before the DELETE, from the delete worker threads (so it must be
-    thread-safe); if it raises, the DELETE is not sent and the allocation is reported as
-    failed. ``outcome`` is called after all DELETEs of the type, from the run's thread, with
-    the final decision (``released``, ``quarantined``, ``already_gone`` or ``failed``).
-    """
-
-    def intent(self, entry: JournalEntry) -> None: ...
-
-    def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> None: ...
-
-
-class NullJournal:
-    """The default journal: records nothing."""
-
-    def intent(self, entry: JournalEntry) -> None:
-        return None
-
-    def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> None:
-        return None
 
 
 #: ``progress(stage, done, total)``: called while a run lists, fetches and deletes.
@@ -1190,25 +1133,6 @@ def _mark_quarantined(
             done.detail = "QRS put the allocation into its 7-day quarantine"
 
 
-def release_event(entry: JournalEntry, quarantined: bool, static_tags: Mapping[str, str]) -> Point:
-    """The ``qlik_sense_license_release`` point for one removed allocation.
-
-    Static tags come first; ``license_type`` and ``user`` win over a static tag of the same
-    name, so dashboards always see the real values.
-    """
-    return Point(
-        measurement=MEASUREMENT_RELEASE,
-        tags={**static_tags, "license_type": entry.license_type, "user": entry.user},
-        fields={
-            "days_since_last_use": float(entry.days_since_last_use),
-            "allocation_id": entry.allocation_id,
-            "quarantined": quarantined,
-        },
-        time=entry.at,
-        feature=FEATURE_LICENSE_RELEASE,
-    )
-
-
 def _log_summary(result: ReleaseResult) -> None:
     for type_result in result.types:
         counts = type_result.counts()
@@ -1343,18 +1267,13 @@ def _run_site_job(
 __all__ = [
     "FILTER_MARGIN",
     "QUARANTINE",
-    "JournalEntry",
-    "NullJournal",
-    "ReleaseJournal",
     "ReleaseResult",
     "TypeResult",
     "TypeSettings",
     "decide_candidates",
-    "fold",
     "index_users",
     "judge",
     "plan_type",
-    "release_event",
     "release_filter",
     "run_release",
     "run_release_job",

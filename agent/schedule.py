@@ -23,16 +23,13 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import schedule
 from loguru import logger
-
-if TYPE_CHECKING:
-    from agent.config import AgentConfig
 
 UTC = timezone.utc
 
@@ -342,14 +339,14 @@ def _parse_time(text: str, match: re.Match[str]) -> tuple[int, int]:
 # --------------------------------------------------------------------------- jobs from config
 
 
-def jobs_from_config(config: AgentConfig) -> list[tuple[str, Frequency]]:
-    """The scheduled jobs the config enables, in run order: ``("monitor", ...)``, ``("release", ...)``."""
-    jobs = []
-    if config.license_monitor.enable:
-        jobs.append(("monitor", parse_frequency(config.license_monitor.frequency)))
-    if config.license_release.enable:
-        jobs.append(("release", parse_frequency(config.license_release.frequency)))
-    return jobs
+def scheduled_jobs(frequencies: Mapping[str, str | None]) -> list[tuple[str, Frequency]]:
+    """The jobs to schedule, in the given order: ``{"monitor": "every 5 minutes", ...}`` in,
+    ``[("monitor", Frequency), ...]`` out. A job whose frequency is ``None`` is not scheduled.
+
+    The caller reads the frequencies from the config (:func:`agent.jobs.jobs_from_config`): the
+    config validates its frequencies with this module, so this module must not import it.
+    """
+    return [(name, parse_frequency(text)) for name, text in frequencies.items() if text is not None]
 
 
 # --------------------------------------------------------------------------- the run loop
@@ -574,6 +571,6 @@ __all__ = [
     "RunLoop",
     "ScheduleError",
     "SUPPORTED_FORMS",
-    "jobs_from_config",
+    "scheduled_jobs",
     "parse_frequency",
 ]

@@ -26,9 +26,10 @@ from agent.config import (
     json_schema,
     load_config,
 )
+from agent.jobs import jobs_from_config
 from agent.logging import setup_logging
 from agent.plugins import PluginInfo, PluginLoadError, build_plugin_host
-from agent.schedule import Frequency, jobs_from_config
+from agent.schedule import Frequency
 
 LABEL_WIDTH = 13
 

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from agent.cli import main
 from agent.demo import DEFAULT_DIR, DEFAULT_USERS, DemoError, run_demo
 
 
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             keep_running=args.keep_running,
             log_level=args.log_level,
+            run_command=main,
         )
     except DemoError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -26,9 +26,10 @@ from agent.cli.common import load_config_for, setup_logging_for
 from agent.config import AgentConfig, ConfigError, check_files, config_warnings
 from agent.delivery import Delivery
 from agent.heartbeat import Heartbeat, heartbeat_enabled, heartbeat_path, timed_job
+from agent.jobs import jobs_from_config
 from agent.monitor import run_collector_job
 from agent.plugins import PluginHost, build_plugin_host
-from agent.schedule import RunLoop, jobs_from_config, parse_frequency
+from agent.schedule import RunLoop, parse_frequency
 
 #: Job name -> (module, function); each function is called as ``function(config, host)``.
 JOB_TARGETS: dict[str, tuple[str, str]] = {

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agent.hookspecs import hookimpl
-from agent.models import Candidate, ReleaseRule, Vetoes
-from agent.release import fold
+from agent.models import Candidate, ReleaseRule, Vetoes, fold
 
 
 @hookimpl

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from agent.journal import JournalEntry, release_event
 from agent.models import (
     MEASUREMENT_LICENSE,
     MEASUREMENT_RELEASE,
@@ -29,7 +30,6 @@ from agent.models import (
 )
 from agent.monitor import license_points
 from agent.plugins import build_plugin_host
-from agent.release import JournalEntry, release_event
 from plugins.destinations.prometheus import PrometheusDestination
 from plugins.monitors import server_license
 

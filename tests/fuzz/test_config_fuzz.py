@@ -26,7 +26,7 @@ from agent.config import (
     load_config,
     parse_config,
 )
-from agent.schedule import jobs_from_config
+from agent.jobs import jobs_from_config
 
 from .strategies import JSON_VALUES, NASTY_TEXT, mutated
 

@@ -10,10 +10,11 @@ import pytest
 from loguru import logger
 
 from agent.hookspecs import hookimpl
+from agent.journal import JournalEntry
 from agent.models import MEASUREMENT_RELEASE, Decision, ReleaseRule, format_qrs_time
 from agent.plugins import build_plugin_host
 from agent.qrs import QrsClient
-from agent.release import JournalEntry, run_release_job
+from agent.release import run_release_job
 
 from .helpers import (
     NEVER,

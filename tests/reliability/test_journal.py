@@ -21,15 +21,17 @@ from agent.journal import (
     QUARANTINED,
     RELEASED,
     SUPERSEDED,
+    JournalEntry,
     JournalError,
     SqliteJournal,
     journal_path,
+    release_event,
 )
 from agent.models import Decision
 from agent.outbox import Outbox
 from agent.plugins import build_plugin_host
 from agent.qrs import QrsClient
-from agent.release import JournalEntry, release_event, run_release
+from agent.release import run_release
 from plugins.destinations.sqlite import SqliteDestination
 
 from .helpers import (

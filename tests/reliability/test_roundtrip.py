@@ -11,12 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.delivery import Delivery
+from agent.jobs import jobs_from_config
 from agent.models import Decision
 from agent.plugins import build_plugin_host
 from agent.qrs import QrsClient, quote_filter_value
 from agent.release import run_release
 from agent.report import write_report
-from agent.schedule import jobs_from_config, parse_frequency
+from agent.schedule import parse_frequency
 
 from .helpers import (
     NOW,
