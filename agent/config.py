@@ -10,15 +10,16 @@ lists all of them, each with the key path, the bad value and what is expected.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,6 +36,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from agent.config_yaml import YamlError, read_yaml_file
 from agent.schedule import SUPPORTED_FORMS, ScheduleError, parse_frequency
 
 ENV_VAR = "LICENSE_AGENT_CONFIG"
@@ -66,13 +68,43 @@ OptionalPath = Annotated[Path | None, BeforeValidator(_resolve_optional_path)]
 # --------------------------------------------------------------------------- building blocks
 
 
-class _Model(BaseModel):
+def _branches(annotation: Any) -> list[Any]:
+    """The types a field takes: the branches of a union, else the annotation itself."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [b for arg in typing.get_args(annotation) for b in _branches(arg)]
+    return [annotation]
+
+
+def _is_number(branch: Any) -> bool:
+    if typing.get_origin(branch) is Literal:
+        return all(type(a) in (int, float) for a in typing.get_args(branch))
+    return branch in (int, float)
+
+
+class _Checked(BaseModel):
+    """Checks every section shares."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads true as 1: `releaseThresholdDays: true` must not become one day.
+        if not isinstance(value, bool) or info.field_name is None:
+            return value
+        field = cls.model_fields.get(info.field_name)
+        branches = _branches(field.annotation) if field is not None else []
+        if any(map(_is_number, branches)) and not any(b in (bool, Any) for b in branches):
+            text = " or text" if str in branches else ""
+            raise ValueError(f"expected a number{text}, not true or false")
+        return value
+
+
+class _Model(_Checked):
     """Base for Butler sections shared with other Butler features: unknown keys are ignored."""
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
 
-class _Strict(BaseModel):
+class _Strict(_Checked):
     """Base for sections the agent owns: an unknown key is a typo and is reported."""
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
@@ -367,6 +399,8 @@ class Headers(_Model):
 
 
 DEFAULT_QRS_USER = "UserDirectory=INTERNAL; UserId=sa_api"
+#: A DNS name or IPv4 address: letters, digits, '-', '_' and dots; no scheme, port or path.
+_HOST_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$")
 
 
 class ConfigQRS(_Model):
@@ -389,6 +423,25 @@ class ConfigQRS(_Model):
     retries: int = Field(default=4, ge=0, le=20)
     #: Parallel read requests (bulk user fetches).
     concurrency: int = Field(default=4, ge=1, le=64)
+
+    @field_validator("host")
+    @classmethod
+    def _host_only(cls, value: str) -> str:
+        # A URL or host:port here would pass as a name and fail only at the first connection.
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]  # an IPv6 address in brackets
+        try:
+            ipaddress.ip_address(text)
+            return value.strip()
+        except ValueError:
+            pass
+        if not _HOST_RE.match(text):
+            raise ValueError(
+                "expected a host name: write the host only, e.g. sense.example.com; the port"
+                " goes in configQRS.port"
+            )
+        return text
 
     @property
     def base_url(self) -> str:
@@ -923,6 +976,14 @@ def _interpolate(node: Any, path: str, problems: list[str], env: Mapping[str, st
     if isinstance(node, list):
         return [_interpolate(v, f"{path}[{i}]", problems, env) for i, v in enumerate(node)]
     if isinstance(node, str) and "${env:" in node:
+        for start in re.finditer(r"\$\{env:", node):
+            if not _ENV_RE.match(node, start.start()):
+                problems.append(
+                    f"{path}: '${{env:' must be followed by a variable name and '}}': write"
+                    " ${env:NAME} with a name of letters, digits and '_' (one variable, not"
+                    " nested)"
+                )
+                return node  # as written: reported here, not again as an empty value
 
         def sub(m: re.Match[str]) -> str:
             name = m.group(1)
@@ -934,6 +995,7 @@ def _interpolate(node: Any, path: str, problems: list[str], env: Mapping[str, st
                 return ""
             return env[name]
 
+        # One pass: a variable's value is used as it is, never read for ${env:} again.
         return _ENV_RE.sub(sub, node)
     return node
 
@@ -984,6 +1046,8 @@ def _shown(value: Any, loc: tuple[Any, ...]) -> str:
         return "(hidden)"
     if value is None:
         return "an empty value"
+    if isinstance(value, bool):
+        return str(value).lower()  # as written in YAML
     if isinstance(value, dict):
         keys = ", ".join(map(str, list(value)[:5])) + (", ..." if len(value) > 5 else "")
         return f"a section (keys: {keys})" if value else "an empty section"
@@ -1293,7 +1357,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> AgentConfig:
     ``./config.yaml``). Raises :class:`ConfigError` for every user mistake."""
     chosen = Path(path) if path else Path(os.environ.get(ENV_VAR) or DEFAULT_CONFIG)
     try:
-        text = chosen.read_text(encoding="utf-8-sig")
+        document = read_yaml_file(chosen)
     except FileNotFoundError:
         raise ConfigError(
             [
@@ -1303,16 +1367,17 @@ def load_config(path: str | os.PathLike[str] | None = None) -> AgentConfig:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"cannot read config file {chosen}: {exc}"]) from None
+    except YamlError as exc:
+        raise ConfigError([f"{chosen}: {problem}" for problem in exc.problems]) from None
+    source = chosen.resolve()
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            [f"{chosen}: not valid YAML{where}: {problem} (check indentation and quoting)"]
-        ) from None
-    return parse_config(data, source=chosen.resolve())
+        config = parse_config(document.data, source=source)
+    except ConfigError as exc:
+        # Repeated keys are reported together with every other problem of the file.
+        raise ConfigError(document.problems + exc.problems, exc.source) from None
+    if document.problems:
+        raise ConfigError(document.problems, str(source))
+    return config
 
 
 # --------------------------------------------------------------------------- after loading
