@@ -783,7 +783,9 @@ def _releases_section(
     if not counts:
         hint = ""
         run = (decisions or {}).get("run") or {}
-        if run.get("dry_run"):
+        if run.get("dry_run") and run.get("limit_note"):
+            hint = f" The latest release run was a dry run. {_esc(run['limit_note'])}"
+        elif run.get("dry_run"):
             would = sum(
                 (c or {}).get("would_release", 0) for c in (run.get("counts") or {}).values()
             )
@@ -881,6 +883,10 @@ def _decisions_section(document: Mapping[str, Any] | None, source: str) -> str:
         ),
         ("Report", source),
     ]
+    if run.get("id"):
+        meta.insert(2, ("Run id", run["id"]))
+    if run.get("limit_note"):
+        meta.append(("Safety limit", run["limit_note"]))
     if run.get("aborted"):
         meta.append(("Stopped", run["aborted"]))
     for error in run.get("errors") or []:

@@ -104,6 +104,9 @@ class JournalEntry:
     days_since_last_use: int
     last_used: datetime | None
     at: datetime
+    #: The run that sent the DELETE, and the owner's QRS user id (a restore allocates to it).
+    run_id: str = ""
+    owner_id: str = ""
 
 
 class ReleaseJournal(Protocol):
@@ -143,6 +146,7 @@ def release_event(entry: JournalEntry, quarantined: bool, static_tags: Mapping[s
             "days_since_last_use": float(entry.days_since_last_use),
             "allocation_id": entry.allocation_id,
             "quarantined": quarantined,
+            **({"run_id": entry.run_id} if entry.run_id else {}),
         },
         time=entry.at,
         feature=FEATURE_LICENSE_RELEASE,

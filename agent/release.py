@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -612,8 +613,29 @@ def limit_exceeded(results: Sequence[TypeResult]) -> str | None:
         return None
     return (
         f"the run would release {' and '.join(over)}: more than licenseRelease.maxReleasesPerRun"
-        " allows, so it released nothing. Check the rules and thresholds with"
-        " `license-agent release --once --dry-run --explain`, then raise the limit if intended"
+        " allows, so it released nothing. Review what qualifies with `license-agent release"
+        " --once --dry-run --report plan.json`, then release exactly that with `license-agent"
+        " release --once --apply plan.json`, or raise the limit"
+    )
+
+
+def limit_note(results: Sequence[TypeResult]) -> str | None:
+    """What a dry run says when a live run would be stopped by the safety limit, else ``None``.
+
+    The dry run still lists everything that qualifies: that list is what an admin reviews and
+    applies (the approval replaces the circuit breaker for the planned set).
+    """
+    over = [
+        f"{r.to_release_count} {r.license_type} allocations qualify (limit {r.limit})"
+        for r in results
+        if r.limit is not None and r.to_release_count > r.limit
+    ]
+    if not over:
+        return None
+    return (
+        f"{' and '.join(over)}: a live run would release nothing (licenseRelease."
+        "maxReleasesPerRun). Review this report, then apply it with `license-agent release"
+        " --once --apply <this report>` (write it with --report), or raise the limit"
     )
 
 
@@ -650,6 +672,10 @@ class ReleaseResult:
     aborted: str | None = None
     #: True when ``aborted`` is the safety limit (the scheduler logs it as an error).
     limit_tripped: bool = False
+    #: A dry run over the safety limit: what a live run would do and what to do instead.
+    limit_note: str | None = None
+    #: This run's id: in the report, the journal, the release events and the log.
+    run_id: str = ""
     #: Problems that did not stop the run but left it incomplete or unverified.
     errors: list[str] = field(default_factory=list)
     events: list[Point] = field(default_factory=list)
@@ -664,6 +690,16 @@ class ReleaseResult:
         failed = any(d.decision is Decision.FAILED for d in self.decisions)
         return not (self.aborted or failed or any(t.error for t in self.types))
 
+    @property
+    def exit_code(self) -> int:
+        """``release --once``'s exit code for this run: 0 done; 3 a live run that the safety
+        limit stopped (and nothing else went wrong); 1 anything else that needs attention."""
+        if self.ok:
+            return 0
+        failed = any(d.decision is Decision.FAILED for d in self.decisions)
+        other = failed or any(t.error for t in self.types) or self.errors
+        return 3 if self.limit_tripped and not other else 1
+
     def thresholds(self) -> dict[str, int]:
         return {t.license_type: t.settings.threshold_days for t in self.types}
 
@@ -675,6 +711,13 @@ class ReleaseResult:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def new_run_id(moment: datetime | None = None) -> str:
+    """A run id: the start time to the second (UTC, sortable) and 6 random hex digits,
+    e.g. ``20260601T120000Z-3f9a0c``. Short enough to type in ``release restore --run``."""
+    moment = (moment or _utc_now()).astimezone(UTC)
+    return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def _enabled_types(
@@ -786,6 +829,7 @@ def run_release(
     clock: Callable[[], datetime] | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    run_id: str | None = None,
 ) -> ReleaseResult:
     """One release run on ``site``.
 
@@ -798,13 +842,16 @@ def run_release(
     :param should_stop: asked before each DELETE; once it returns true (the agent is
         stopping) no further DELETE is sent: those in flight finish, the others are kept
         for the next run.
+    :param run_id: this run's id (default: a new one, see :func:`new_run_id`).
     """
     clock = clock or _utc_now
     started = clock()
     now = now or started
     release_settings = site.license_release
     dry = bool(release_settings.dry_run or dry_run)
-    result = ReleaseResult(site=site.name, started=started, now=now, dry_run=dry)
+    result = ReleaseResult(
+        site=site.name, started=started, now=now, dry_run=dry, run_id=run_id or new_run_id()
+    )
     report = progress or (lambda stage, done, total: None)
 
     ready, broken = _enabled_types(site, host)
@@ -828,7 +875,8 @@ def run_release(
         result.finished = clock()
         return result
     logger.info(
-        "release run on {}: {} rule(s): {}{}",
+        "release run {} on {}: {} rule(s): {}{}",
+        result.run_id,
         site.name,
         len(rules),
         ", ".join(r.name for r in rules) or "none",
@@ -909,13 +957,17 @@ def run_release(
     result.types = list(type_results.values()) + broken
     result.errors.extend(t.error for t in result.types if t.error)
 
-    # 4. the safety limit, over the whole run.
+    # 4. the safety limit, over the whole run. A dry run still lists all that qualifies (that
+    # list is what gets reviewed and applied); a live run releases nothing.
     _set_limits(result.types, site, qrs, host)
     why = limit_exceeded(result.types)
-    if why:
+    if why and dry:
+        result.limit_note = limit_note(result.types)
+        logger.warning("release run {} on {}: {}", result.run_id, site.name, result.limit_note)
+    elif why:
         result.aborted = why
         result.limit_tripped = True
-        logger.error("release run on {}: {}", site.name, why)
+        logger.error("release run {} on {}: {}", result.run_id, site.name, why)
         hold_back(
             result.types,
             STEP_LIMIT,
@@ -989,6 +1041,8 @@ def _release_type(
             days_since_last_use=candidate.days_since_last_use,
             last_used=allocation.last_used,
             at=clock(),
+            run_id=run.run_id,
+            owner_id=allocation.user.id if allocation.user is not None else "",
         )
         if should_stop is not None and should_stop():
             return _Deleted(
@@ -1138,7 +1192,8 @@ def _log_summary(result: ReleaseResult) -> None:
         counts = type_result.counts()
         done = counts["would_release"] if result.dry_run else counts["released"]
         logger.info(
-            "{} {}: considered {}, eligible {}, {} {}, quarantined {}, kept {}, failed {}",
+            "run {} on {} {}: considered {}, eligible {}, {} {}, quarantined {}, kept {}, failed {}",
+            result.run_id,
             result.site,
             type_result.license_type,
             counts["considered"],

@@ -3,8 +3,8 @@
 Both are made from :class:`agent.release.ReleaseResult` and nothing else, so what the console
 shows, what the file holds and what the run did cannot disagree. The JSON document is::
 
-    {"run": {"site", "started", "finished", "now", "dry_run", "thresholds", "counts",
-             "aborted", "errors", "events"},
+    {"run": {"id", "site", "started", "finished", "now", "dry_run", "thresholds", "counts",
+             "aborted", "limit_note", "errors", "events"},
      "decisions": [{"license_type", "allocation_id", "user_directory", "user_id", "user_name",
                     "last_used", "days_since_last_use", "decision", "reasons": [...]}, ...]}
 """
@@ -65,6 +65,7 @@ def report_document(result: ReleaseResult) -> dict[str, Any]:
     """The JSON report of one run."""
     return {
         "run": {
+            "id": result.run_id,
             "site": result.site,
             "started": format_qrs_time(result.started),
             "finished": format_qrs_time(result.finished) if result.finished else None,
@@ -73,6 +74,7 @@ def report_document(result: ReleaseResult) -> dict[str, Any]:
             "thresholds": result.thresholds(),
             "counts": result.counts(),
             "aborted": result.aborted,
+            "limit_note": result.limit_note,
             "errors": list(result.errors),
             "events": len(result.events),
         },
@@ -123,7 +125,8 @@ def summary_text(result: ReleaseResult) -> str:
     """The per-type summary of a run, and how many allocations each rule kept."""
     mode = "dry run: nothing was deleted" if result.dry_run else "releasing"
     lines = [
-        f"License release on {result.site} ({mode}), thresholds measured from {format_qrs_time(result.now)}"
+        f"License release on {result.site} ({mode}), thresholds measured from"
+        f" {format_qrs_time(result.now)}" + (f", run {result.run_id}" if result.run_id else "")
     ]
     done_label = "WOULD RELEASE" if result.dry_run else "RELEASED"
     header = [
@@ -171,6 +174,8 @@ def summary_text(result: ReleaseResult) -> str:
     for t in result.types:
         if t.error:
             lines.append(f"! {t.license_type}: {t.error}")
+    if result.limit_note:
+        lines.append(f"Safety limit: {result.limit_note}")
     if result.aborted:
         lines.append(f"! run stopped: {result.aborted}")
     for error in result.errors:

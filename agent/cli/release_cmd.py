@@ -1,8 +1,9 @@
 """``license-agent release --once``: one release run, with a summary, an explanation, a report.
 
-Exit codes: 0 when the run did everything it set out to do; 1 when the safety limit stopped
-it, a rule plugin failed, a listing failed (it could not see the whole picture), or some
-DELETEs failed; 2 for configuration mistakes.
+Exit codes: 0 when the run did everything it set out to do (a dry run over the safety limit
+too: it lists everything that qualifies); 1 when a rule plugin failed, a listing failed (it
+could not see the whole picture), or some DELETEs failed; 2 for configuration and usage
+mistakes; 3 when the safety limit stopped a live run (it released nothing).
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ def _parse_now(text: str) -> datetime:
     return value
 
 
+def worst_code(*codes: int) -> int:
+    """The exit code of several sites: 1 (needs attention) over 3 (safety limit) over 0."""
+    return 1 if 1 in codes else max(codes)
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.once:
         print(
@@ -177,8 +183,7 @@ def run(args: argparse.Namespace) -> int:
                     progress.clear()
             results.append(result)
             print_result(result, explain=args.explain)
-            if not result.ok:
-                code = 1
+            code = worst_code(code, result.exit_code)
         if args.report and results:
             write_report(results, Path(args.report))
             print(f"report written to {args.report}")

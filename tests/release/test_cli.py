@@ -131,7 +131,7 @@ def test_safety_limit_exits_non_zero(
     config = write_config(harness, release_block("", extra="maxReleasesPerRun: 2", analyzer=False))
     code = main(["release", "--once", "--config", str(config)])
     out = capsys.readouterr().out
-    assert code == 1
+    assert code == 3
     assert "released nothing" in out and "maxReleasesPerRun" in out
     assert harness.requests("DELETE") == 0 and len(harness.remaining()) == 3
 

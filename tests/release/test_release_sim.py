@@ -352,8 +352,14 @@ def test_safety_limit_as_a_percentage_of_allocated(harness: ReleaseHarness) -> N
     result = harness.run(release, dry_run=True)
     assert not result.limit_tripped and result.counts()["professional"]["would_release"] == 4
     assert result.types[0].limit == 5 and result.types[0].allocated == 10
+    # A dry run over the limit still lists everything that qualifies, and says so.
     result = harness.run(release.replace("50%", "30%"), dry_run=True)
-    assert result.limit_tripped and result.counts()["professional"]["would_release"] == 0
+    assert not result.limit_tripped and result.ok and result.exit_code == 0
+    assert result.counts()["professional"]["would_release"] == 4
+    assert result.limit_note and "4 professional allocations qualify (limit 3)" in result.limit_note
+    result = harness.run(release.replace("50%", "30%"))
+    assert result.limit_tripped and result.exit_code == 3
+    assert result.counts()["professional"]["released"] == 0
 
 
 def test_delete_failures_and_404s(harness: ReleaseHarness) -> None:
