@@ -357,6 +357,13 @@ class LicenseRelease(_Strict):
         le=64,
         description="Allocations deleted in parallel by one release run",
     )
+    plan_max_age_hours: float = Field(
+        default=24,
+        alias="planMaxAgeHours",
+        gt=0,
+        le=8760,
+        description="release --apply refuses a plan (a dry run's report) older than this",
+    )
 
 
 class ServerLicenseAlert(_Strict):

@@ -6,7 +6,8 @@ shows, what the file holds and what the run did cannot disagree. The JSON docume
     {"run": {"id", "site", "started", "finished", "now", "dry_run", "thresholds", "counts",
              "aborted", "limit_note", "errors", "events"},
      "decisions": [{"license_type", "allocation_id", "user_directory", "user_id", "user_name",
-                    "last_used", "days_since_last_use", "decision", "reasons": [...]}, ...]}
+                    "last_used", "days_since_last_use", "decision", "reasons": [...]}, ...],
+     "plan": {...}}   # dry runs only: what makes the report a plan (agent.plan)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.models import AllocationDecision, Decision, format_qrs_time
+from agent.plan import plan_block
 from agent.release import ReleaseResult
 
 #: The order decisions are listed in: what changed first, then what was kept and why.
@@ -71,6 +73,7 @@ def report_document(result: ReleaseResult) -> dict[str, Any]:
             "finished": format_qrs_time(result.finished) if result.finished else None,
             "now": format_qrs_time(result.now),
             "dry_run": result.dry_run,
+            "plan_applied": result.plan_applied,
             "thresholds": result.thresholds(),
             "counts": result.counts(),
             "aborted": result.aborted,
@@ -79,6 +82,7 @@ def report_document(result: ReleaseResult) -> dict[str, Any]:
             "events": len(result.events),
         },
         "decisions": [d.to_dict() for d in sorted_decisions(result.decisions, _type_order(result))],
+        **({"plan": plan} if (plan := plan_block(result)) else {}),
     }
 
 

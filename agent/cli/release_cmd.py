@@ -20,7 +20,7 @@ from loguru import logger
 
 from agent.cli.common import load_config_for, setup_logging_for, sites_or_error
 from agent.config import ConfigError, config_warnings
-from agent.models import QrsDataError, parse_qrs_time
+from agent.models import UTC, QrsDataError, parse_qrs_time
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--report", metavar="FILE", help="write every decision as JSON to FILE")
     parser.add_argument(
         "--explain", action="store_true", help="print one row per allocation with its reasons"
+    )
+    parser.add_argument(
+        "--apply",
+        metavar="PLAN",
+        help="release only what this plan (a dry run's --report file) lists as would_release"
+        " and what still qualifies now; the safety limit does not apply to a reviewed plan",
     )
     parser.add_argument(
         "--now",
@@ -117,6 +123,13 @@ def run(args: argparse.Namespace) -> int:
         if not dry_run:
             raise ConfigError(["--now is only allowed with --dry-run (or dryRun: true)"])
         now = _parse_now(args.now)
+    if args.apply and dry_run:
+        raise ConfigError(
+            [
+                "--apply releases for real: it cannot be combined with --dry-run or dryRun: true"
+                " (set Butler.qlikSenseLicense.licenseRelease.dryRun: false to apply a plan)"
+            ]
+        )
     if not release.enable and not dry_run:
         raise ConfigError(
             [
@@ -141,6 +154,15 @@ def run(args: argparse.Namespace) -> int:
     from agent.report import print_result, write_report
 
     host = build_plugin_host(config)
+    planned: dict[str, Any] | None = None
+    if args.apply:
+        from agent.plan import PlanError, plans_for_sites
+
+        try:
+            planned = plans_for_sites(Path(args.apply), config, host, datetime.now(UTC))
+        except PlanError as exc:
+            host.shutdown(config)
+            raise ConfigError([str(exc)]) from None
     delivery = None
     progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
     results = []
@@ -171,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
                             journal=site_journal,
                             now=now,
                             progress=progress,
+                            planned=planned.get(site.name) if planned is not None else None,
                         )
             except QrsCertificateFileError as exc:
                 raise ConfigError([str(exc)]) from None
