@@ -603,14 +603,17 @@ def plan_type(
     )
 
 
+def _over_limit(results: Sequence[TypeResult]) -> list[TypeResult]:
+    return [r for r in results if r.limit is not None and r.to_release_count > r.limit]
+
+
 def limit_exceeded(results: Sequence[TypeResult]) -> str | None:
     """Why the safety limit stops the run, or ``None`` if every type is within its limit."""
     over = [
         f"{r.to_release_count} {r.license_type} allocations (limit {r.limit}"
         + (f", computed from {r.allocated} allocated" if r.allocated is not None else "")
         + ")"
-        for r in results
-        if r.limit is not None and r.to_release_count > r.limit
+        for r in _over_limit(results)
     ]
     if not over:
         return None
@@ -630,8 +633,7 @@ def limit_note(results: Sequence[TypeResult]) -> str | None:
     """
     over = [
         f"{r.to_release_count} {r.license_type} allocations qualify (limit {r.limit})"
-        for r in results
-        if r.limit is not None and r.to_release_count > r.limit
+        for r in _over_limit(results)
     ]
     if not over:
         return None
