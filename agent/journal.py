@@ -50,6 +50,12 @@ from agent.models import (
     format_qrs_time,
     parse_qrs_time,
 )
+from agent.statedir import (
+    describe_os_error,
+    describe_sqlite_error,
+    prepare_state_dir,
+    sqlite_transaction,
+)
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig, SiteConfig
@@ -226,9 +232,10 @@ class SqliteJournal:
         self.keep_days = keep_days
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
+        if self.path is not None:
+            # A folder that cannot be used is a configuration problem (StateDirError, exit 2).
+            prepare_state_dir(self.path.parent)
         try:
-            if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
                 str(path), timeout=30, isolation_level=None, check_same_thread=False
             )
@@ -236,8 +243,11 @@ class SqliteJournal:
             self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
+            cause = (
+                describe_os_error(exc) if isinstance(exc, OSError) else describe_sqlite_error(exc)
+            )
             raise JournalError(
-                f"cannot open the release journal {path}: {exc} (check"
+                f"cannot open the release journal {path}: {cause} (check"
                 " Butler.licenseAgent.stateDir: the folder must be writable)"
             ) from None
 
@@ -590,16 +600,17 @@ class SqliteJournal:
         """Run ``statements`` in one transaction; the caller holds the lock."""
         # FULL fsyncs the WAL at every commit (an intent must survive a power cut); NORMAL
         # survives a killed process, which is all an outcome or a mark needs.
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._db.execute("BEGIN IMMEDIATE")
+        changed = 0
         try:
-            changed = 0
-            for sql, params in statements:
-                changed += self._db.execute(sql, tuple(params)).rowcount
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            with sqlite_transaction(self._db):
+                for sql, params in statements:
+                    changed += self._db.execute(sql, tuple(params)).rowcount
+        except sqlite3.Error as exc:
+            raise JournalError(
+                f"cannot write the release journal {self.path or ':memory:'}:"
+                f" {describe_sqlite_error(exc)} (Butler.licenseAgent.stateDir)"
+            ) from exc
         return changed
 
 

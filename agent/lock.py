@@ -34,6 +34,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from agent.statedir import prepare_state_dir
+
 #: Overrides the machine-wide lock folder (tests; hosts whose default folder is unusable).
 LOCK_DIR_ENV = "LICENSE_AGENT_LOCK_DIR"
 _APP = "sense-license-agent"
@@ -95,15 +97,16 @@ def release_lock(state_dir: Path, site: str, identity: str | None = None) -> Ite
         taken first, then the state lock.
 
     Raises :class:`LockBusy` at once (no waiting) when another process holds one of them, or
-    when the machine-wide lock file cannot be opened (refusing is the safe side).
+    when the machine-wide lock file cannot be opened (refusing is the safe side);
+    :class:`~agent.statedir.StateDirError` when the state folder cannot be used.
     """
     with ExitStack() as stack:
         if identity is not None:
             stack.enter_context(
                 _hold(site_lock_path(identity), f"site {site} (QRS {identity})", state_dir)
             )
+        prepare_state_dir(Path(state_dir))
         path = lock_path(state_dir, site)
-        path.parent.mkdir(parents=True, exist_ok=True)
         stack.enter_context(_hold(path, f"site {site}", state_dir))
         yield path
 

@@ -19,13 +19,20 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from agent.models import FEATURE_LICENSE_RELEASE, Point
+from agent.statedir import (
+    describe_os_error,
+    describe_sqlite_error,
+    prepare_state_dir,
+    sqlite_transaction,
+)
 
 UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -90,18 +97,29 @@ class Outbox:
         self.path = Path(path) if str(path) != ":memory:" else None
         self.max_rows = max_rows
         self._lock = threading.Lock()
+        if self.path is not None:
+            # A folder that cannot be used is a configuration problem (StateDirError, exit 2).
+            prepare_state_dir(self.path.parent)
         try:
-            if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) below.
             self._db = sqlite3.connect(
                 str(path), timeout=30, isolation_level=None, check_same_thread=False
             )
             self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL (SQLite's default, made explicit): every commit is fsynced, so a point
+            # the outbox accepted survives a power cut, and so does a release event the
+            # journal then marks as handed over (docs/reliability.md, "Power loss").
+            self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             raise OutboxError(
-                f"cannot open the outbox {path}: {exc} (check Butler.licenseAgent.stateDir)"
+                f"cannot open the outbox {path}: {describe_os_error(exc)} (check"
+                " Butler.licenseAgent.stateDir)"
+            ) from None
+        except sqlite3.Error as exc:
+            raise OutboxError(
+                f"cannot open the outbox {path}: {describe_sqlite_error(exc)} (check"
+                " Butler.licenseAgent.stateDir)"
             ) from None
 
     def _migrate(self) -> None:
@@ -136,19 +154,12 @@ class Outbox:
         rows = [(name, point.feature, point_to_json(point), now) for name, point in items]
         if not rows:
             return Dropped()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "INSERT INTO outbox (destination, feature, point, queued_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    rows,
-                )
-                result = self._bound()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, self._transaction("store points in"):
+            self._db.executemany(
+                "INSERT INTO outbox (destination, feature, point, queued_at) VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            result = self._bound()
         return result
 
     def _bound(self) -> Dropped:
@@ -167,18 +178,25 @@ class Outbox:
         """Forget rows that their destination has written."""
         if not ids:
             return
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                # Chunks stay below SQLite's limit on bound parameters.
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start : start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    self._db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, self._transaction("remove delivered points from"):
+            # Chunks stay below SQLite's limit on bound parameters.
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                self._db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
+
+    @contextmanager
+    def _transaction(self, doing: str) -> Iterator[None]:
+        """One write transaction; an SQLite failure becomes an :class:`OutboxError` naming the
+        file and the cause. The caller holds the lock."""
+        try:
+            with sqlite_transaction(self._db):
+                yield
+        except sqlite3.Error as exc:
+            raise OutboxError(
+                f"cannot {doing} the outbox {self.path}: {describe_sqlite_error(exc)}"
+                " (Butler.licenseAgent.stateDir)"
+            ) from exc
 
     # ----------------------------------------------------------------- reading
 

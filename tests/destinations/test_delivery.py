@@ -11,6 +11,7 @@ from loguru import logger
 from agent.delivery import Delivery
 from agent.models import DestinationError, Point
 from agent.outbox import Outbox, OutboxError
+from agent.statedir import StateDirError
 
 from .conftest import Recording, down, monitor_point, release_point
 
@@ -193,7 +194,8 @@ def test_an_outbox_from_a_newer_agent_is_refused(outbox_path):
 def test_an_outbox_that_cannot_be_created_names_the_setting(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(OutboxError, match="Butler.licenseAgent.stateDir"):
+    # A configuration problem (exit 2), naming the setting, the folder and the cause.
+    with pytest.raises(StateDirError, match="Butler.licenseAgent.stateDir: the folder .* regular"):
         Outbox(blocker / "outbox.sqlite")
 
 
