@@ -26,6 +26,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import format_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -77,6 +78,10 @@ def _json(value: Any, status: int = 200) -> Response:
 
 def _text(status: int, message: str) -> Response:
     return Response(status, message.encode("utf-8"), TEXT_TYPE)
+
+
+#: What the ``Date`` header may say: the simulator clock, nothing, or text that is no date.
+DATE_HEADER_MODES = ("clock", "omit", "garbled")
 
 
 class _BadRequest(Exception):
@@ -153,6 +158,8 @@ class _App:
         self.stats = Stats()
         self.stop_event = threading.Event()
         self._on_reset = on_reset
+        #: What the ``Date`` header of each answer says (:data:`DATE_HEADER_MODES`).
+        self.date_header = "clock"
 
     # QRS ---------------------------------------------------------------------------------
 
@@ -345,15 +352,36 @@ class _App:
                 self.clock.set(document["now"])
             if "advance_seconds" in document:
                 self.clock.advance(dt.timedelta(seconds=float(document["advance_seconds"])))
+            if "date_header" in document:
+                self.set_date_header(document["date_header"])
             return _json(self.clock_info())
         return _text(404, f"Not found: {path}")
 
     def clock_info(self) -> dict[str, Any]:
-        return {"now": format_date(self.clock.now()), "fixed": self.clock.fixed is not None}
+        return {
+            "now": format_date(self.clock.now()),
+            "fixed": self.clock.fixed is not None,
+            "date_header": self.date_header,
+        }
+
+    def set_date_header(self, mode: Any) -> None:
+        if mode not in DATE_HEADER_MODES:
+            raise ValueError(f"date_header must be one of {', '.join(DATE_HEADER_MODES)}")
+        self.date_header = mode
+
+    def date_value(self) -> str | None:
+        """The ``Date`` header for an answer now: the simulator clock as HTTP writes dates
+        (IMF-fixdate), so an agent comparing clocks sees the skew a test set."""
+        if self.date_header == "omit":
+            return None
+        if self.date_header == "garbled":
+            return "yesterday, around noon"
+        return format_datetime(self.clock.now().astimezone(dt.timezone.utc), usegmt=True)
 
     def reset(self) -> None:
         """Initial clock and faults (via ``on_reset``), initial state, zero stats."""
         self._on_reset()
+        self.date_header = "clock"
         self.store.reset()
         self.stats.reset()
 
@@ -482,11 +510,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, response: Response) -> None:
         status = response.status
-        lines = [
-            f"HTTP/1.1 {status} {_phrase(status)}",
-            f"Server: {self.server_version}",
-            f"Date: {self.date_time_string()}",
-        ]
+        lines = [f"HTTP/1.1 {status} {_phrase(status)}", f"Server: {self.server_version}"]
+        date = self.server.app.date_value()
+        if date is not None:
+            lines.append(f"Date: {date}")
         body = response.body
         if status == 204 or status == 304:
             body = b""
@@ -743,6 +770,11 @@ class Simulator:
     def advance(self, delta: dt.timedelta) -> None:
         """Move the clock forward (freezing it)."""
         self.clock.advance(delta)
+
+    def set_date_header(self, mode: str) -> None:
+        """``"clock"`` (the default: the ``Date`` header follows the clock), ``"omit"`` (no
+        ``Date`` header) or ``"garbled"`` (one that is not a date); :meth:`reset` restores it."""
+        self._app.set_date_header(mode)
 
     # stats and faults --------------------------------------------------------------------
 
