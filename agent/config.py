@@ -1329,7 +1329,8 @@ def parse_config(
 ) -> AgentConfig:
     """Validate an already-parsed YAML document. Raises :class:`ConfigError` with all problems.
 
-    Pure: no file is opened (see :func:`check_files` for the certificate files).
+    Pure: no file is opened (see :func:`agent.certificates.check_files` for the certificate
+    files).
     """
     label = str(source) if source else None
     if not isinstance(data, dict) or "Butler" not in data:
@@ -1461,7 +1462,13 @@ def config_warnings(config: AgentConfig) -> list[str]:
         else [("Butler", config.butler.config_qrs)]
     )
     for prefix, qrs in connections:
-        if qrs is not None and _needs_qrs(config) and not qrs.reject_unauthorized:
+        if qrs is not None and _needs_qrs(config) and not qrs.use_ssl:
+            warnings.append(
+                f"{prefix}.configQRS.useSSL is false: requests, the X-Qlik-User header and the"
+                " answers cross the network unencrypted, no certificate is used and nothing"
+                " proves the server is QRS; QRS listens with TLS on port 4242: set useSSL: true"
+            )
+        elif qrs is not None and _needs_qrs(config) and not qrs.reject_unauthorized:
             warnings.append(
                 f"{prefix}.configQRS.rejectUnauthorized is false: the Sense server's certificate"
                 " is not verified, so anyone on the network path could pose as it; set it to"
@@ -1533,86 +1540,6 @@ def enabled_destinations(config: AgentConfig) -> list[DestinationSummary]:
     return found
 
 
-_EXPORT_FOLDER = r"C:\ProgramData\Qlik\Sense\Repository\Exported Certificates\.Local Certificates"
-
-
-def _pem_problem(path: Path, kind: str) -> str | None:
-    """Why ``path`` is not a usable PEM file of ``kind`` ("certificate" or "key"), or None."""
-    try:
-        if path.is_dir():
-            return "is a folder, not a file"
-        text = path.read_text(encoding="ascii", errors="replace")
-    except FileNotFoundError:
-        return "not found"
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
-    if "-----BEGIN" not in text:
-        return (
-            "is not a PEM file; export the certificates in the QMC again and choose the"
-            " PEM format (not the Windows format)"
-        )
-    if kind == "key":
-        if "ENCRYPTED" in text:
-            return (
-                "is protected by a password, which the agent cannot use; export the"
-                " certificates again without a password"
-            )
-        if "PRIVATE KEY" not in text:
-            return "holds no private key (are clientCert and clientCertKey swapped?)"
-    elif "BEGIN CERTIFICATE" not in text:
-        return "holds no certificate (are clientCert and clientCertKey swapped?)"
-    return None
-
-
-def check_files(config: AgentConfig) -> list[str]:
-    """Problems with the files the enabled features need (the QRS certificates, InfluxDB's CA).
-
-    Separate from :func:`parse_config` so configs can be parsed where the files are absent;
-    ``config check`` reports these and ``license-agent run`` refuses to start with any.
-    """
-    problems = []
-    certs: list[tuple[str, Cert]] = []
-    if _needs_qrs(config):
-        if config.agent.sites:
-            certs = [
-                (f"Butler.licenseAgent.sites[{i}].cert", site.cert)
-                for i, site in enumerate(config.agent.sites)
-            ]
-        elif config.butler.cert is not None:
-            certs = [("Butler.cert", config.butler.cert)]
-    for prefix, cert in certs:
-        for key, attr, name, kind in (
-            ("clientCert", "client_cert", "client.pem", "certificate"),
-            ("clientCertKey", "client_cert_key", "client_key.pem", "key"),
-            ("clientCertCA", "client_cert_ca", "root.pem", "certificate"),
-        ):
-            path: Path = getattr(cert, attr)
-            problem = _pem_problem(path, kind)
-            if problem is None:
-                continue
-            shown = written_path(config, f"{prefix}.{key}", path)
-            line = f"{prefix}.{key}: {shown} {problem}"
-            if problem == "not found":
-                line += (
-                    f"; copy {name} from {_EXPORT_FOLDER} on the Sense server (or export the"
-                    " certificates in the QMC: Certificates > Export, PEM format) and point"
-                    f" {prefix}.{key} at it"
-                )
-                if PureWindowsPath(str(path)).drive and os.name != "nt":
-                    line += "; this is a Windows path but this machine is not Windows"
-            problems.append(line)
-    influx = config.butler.influx_db
-    if influx.enable and influx.ca_cert is not None:
-        problem = _pem_problem(influx.ca_cert, "certificate")
-        if problem is not None:
-            shown = written_path(config, "Butler.influxDb.caCert", influx.ca_cert)
-            problems.append(
-                f"Butler.influxDb.caCert: {shown} {problem}; point it at the PEM file of the CA"
-                " that signed the InfluxDB server's certificate"
-            )
-    return problems
-
-
 #: The JSON Schema shipped for editors; regenerate with ``python -m agent.config_schema``.
 SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.json"
 
@@ -1636,7 +1563,6 @@ __all__ = [
     "DestinationSummary",
     "ScheduleError",
     "SiteConfig",
-    "check_files",
     "config_warnings",
     "enabled_destinations",
     "json_schema",

@@ -18,9 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from agent.cli.common import config_path
+from agent.certificates import check_files, connection_security
 from agent.config import (
     AgentConfig,
-    check_files,
     config_warnings,
     enabled_destinations,
     json_schema,
@@ -129,15 +129,14 @@ def summary_lines(config: AgentConfig, plugins: Iterable[PluginInfo], now: datet
     if config.agent.sites:
         sites = []
         for site in config.sites():
-            verified = "verified" if site.qrs.reject_unauthorized else "NOT verified"
             sites.append(
-                f"{site.name}: {site.qrs.base_url} as {site.qrs.qlik_user} (server certificate"
-                f" {verified}); tags {', '.join(f'{k}={v}' for k, v in site.influx_tags)}"
+                f"{site.name}: {site.qrs.base_url} as {site.qrs.qlik_user}"
+                f" ({connection_security(site.qrs)}); tags"
+                f" {', '.join(f'{k}={v}' for k, v in site.influx_tags)}"
             )
         lines += _row("Sites", sites)
     elif qrs is not None:
-        verified = "server certificate verified" if qrs.reject_unauthorized else "NOT verified"
-        lines += _row("QRS", [f"{qrs.base_url} as {qrs.qlik_user} ({verified})"])
+        lines += _row("QRS", [f"{qrs.base_url} as {qrs.qlik_user} ({connection_security(qrs)})"])
     lines += _jobs(config, now)
     lines += _release(config)
     lines += _plugins(plugins)

@@ -113,7 +113,7 @@ def test_summary_with_jobs_next_runs_plugins_and_destinations(
     assert lines[0] == f"Config {config.source}"
     assert (
         "QRS          https://sense.example.com:4242 as UserDirectory=INTERNAL; UserId=sa_api"
-        " (server certificate verified)"
+        " (TLS with the client certificate; server certificate verified)"
     ) in lines
     assert "Jobs         (times in UTC; each job also runs once at start: yes)" in lines
     assert (
@@ -213,7 +213,10 @@ def test_check_prints_warnings(
     assert "\nWarnings\n  - " in out
     assert "releaseThresholdDays is 3: under 7 days" in out
     assert "Butler.configQRS.rejectUnauthorized is false" in out
-    assert "QRS          https://sense.example.com:4242 as" in out and "(NOT verified)" in out
+    assert (
+        "QRS          https://sense.example.com:4242 as" in out
+        and "server certificate NOT verified)" in out
+    )
 
 
 def test_check_never_prints_secrets(

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agent.certificates import check_files
 from agent.config import (
     AgentConfig,
     ConfigError,
-    check_files,
     config_warnings,
     enabled_destinations,
     load_config,
