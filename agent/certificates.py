@@ -144,6 +144,7 @@ def diagnose_client_files(
     *,
     shown: Callable[[str, Path], str] | None = None,
     now: datetime | None = None,
+    check_ca: bool = True,
 ) -> list[str]:
     """Every problem with one site's certificate files, one line each, as
     ``<prefix>.<key>: <path> <what is wrong>; <what to do>``.
@@ -153,6 +154,8 @@ def diagnose_client_files(
     :param shown: how a path is written (``config check`` shows the path as written in the
         file and the resolved one); default: the path.
     :param now: the moment the validity dates are checked against (default: now).
+    :param check_ca: whether ``clientCertCA`` is checked too (not when it is not used:
+        ``rejectUnauthorized: false``).
     """
     show = shown or (lambda key, path: str(path))
     client, key = cert.client_cert, cert.client_cert_key
@@ -165,7 +168,7 @@ def diagnose_client_files(
         ]
     problems: list[str] = []
     usable: set[str] = set()
-    for name, attr, file_name, kind in _FILES:
+    for name, attr, file_name, kind in _FILES if check_ca else _FILES[:2]:
         path: Path = getattr(cert, attr)
         problem = pem_problem(path, kind)
         if problem is None and kind == "certificate":

@@ -430,6 +430,16 @@ class ConfigQRS(_Model):
     retries: int = Field(default=4, ge=0, le=20)
     #: Parallel read requests (bulk user fetches).
     concurrency: int = Field(default=4, ge=1, le=64)
+    #: Days since last use are counted with this machine's clock: a live release refuses to
+    #: run when it differs from QRS's (its Date header) by more than this (agent addition).
+    max_clock_skew_minutes: float = Field(
+        default=60,
+        alias="maxClockSkewMinutes",
+        gt=0,
+        le=10080,
+        description="Largest difference in minutes between this machine's clock and QRS's at"
+        " which a live release still runs (60)",
+    )
 
     @field_validator("host")
     @classmethod

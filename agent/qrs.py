@@ -29,6 +29,7 @@ from urllib.parse import quote
 import requests
 from loguru import logger
 
+from agent.clockskew import ServerClock
 from agent.config import SiteConfig
 from agent.models import User, decode_allocations, decode_json, decode_users
 from agent.qrs_transport import (
@@ -160,6 +161,10 @@ class QrsClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def server_clock(self) -> ServerClock | None:
+        """QRS's clock per the latest answer's ``Date`` header (see :mod:`agent.clockskew`)."""
+        return self.transport.server_clock()
 
     # -- operations ----------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ from loguru import logger
 from requests.adapters import HTTPAdapter
 
 from agent import __version__
+from agent.certificates import diagnose_client_files, validity_period
+from agent.clockskew import ServerClock, read_date_header
 from agent.config import SiteConfig
 from agent.models import decode_json
 
@@ -199,11 +202,16 @@ class QrsTransport:
         self.ca_file: Path | None = None
         self.client_cert_file = site.cert.client_cert
         self.client_key_file = site.cert.client_cert_key
-        if qrs.use_ssl:
-            _check_client_files(site.cert.client_cert, site.cert.client_cert_key)
+        if not qrs.use_ssl:
+            logger.warning(
+                "configQRS.useSSL is false: requests to {} and its answers are NOT encrypted and"
+                " nothing proves the server is QRS (which listens with TLS on 4242)",
+                self.host,
+            )
+        else:
+            _check_certificate_files(site, with_ca=qrs.reject_unauthorized)
             self._cert = (str(site.cert.client_cert), str(site.cert.client_cert_key))
             if qrs.reject_unauthorized:
-                _check_ca_file(site.cert.client_cert_ca)
                 self.ca_file = site.cert.client_cert_ca
                 self._verify = str(site.cert.client_cert_ca)
             else:
@@ -216,6 +224,10 @@ class QrsTransport:
                 )
                 # We just warned once, in words; urllib3 would warn again on every request.
                 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+        # The Date header of the latest answer and the local time it arrived (parsed only when
+        # asked: server_clock); one tuple, so a parallel request replaces it whole.
+        self._last_date: tuple[str | None, datetime] | None = None
 
         # Whether the server accepted our client certificate (see _probe_client_certificate).
         self._tls_accepted = False
@@ -258,6 +270,12 @@ class QrsTransport:
             del headers[name]
         headers["X-Qlik-User"] = _header_value(self.qlik_user)
         return headers
+
+    def server_clock(self) -> ServerClock | None:
+        """QRS's clock as the ``Date`` header of the latest answer told it, with the local time
+        that answer arrived; ``None`` before any answer."""
+        last = self._last_date
+        return None if last is None else read_date_header(*last)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -388,6 +406,7 @@ class QrsTransport:
             )
             return _Attempt(QrsTlsError(message, method=method, path=path), _FINAL)
         self._tls_accepted = True
+        self._last_date = (response.headers.get("Date"), datetime.now(timezone.utc))
         logger.debug(
             "QRS {} {} -> {} in {:.0f} ms",
             method,
@@ -494,13 +513,7 @@ class QrsTransport:
         if any(isinstance(e, urllib3.exceptions.NameResolutionError) for e in chain) or (
             "name or service not known" in text or "getaddrinfo failed" in text
         ):
-            return _Attempt(
-                QrsConnectionError(
-                    f"cannot resolve the host name {self.host!r} ({where}); check configQRS.host",
-                    **common,
-                ),
-                _NOT_SENT,
-            )
+            return self._resolution_failure(chain, text, method, path)
         if any(isinstance(e, urllib3.exceptions.NewConnectionError) for e in chain):
             reason = "connection refused" if "refused" in text else _short_reason(chain)
             return _Attempt(
@@ -521,6 +534,33 @@ class QrsTransport:
             return _Attempt(QrsTlsError(refused, **common), _FINAL)
         message = f"the connection to {hostport} broke during {where} ({_short_reason(chain)})"
         return _Attempt(QrsConnectionError(message, **common), _UNKNOWN)
+
+    def _resolution_failure(
+        self, chain: list[BaseException], text: str, method: str, path: str
+    ) -> _Attempt:
+        """A host name that does not resolve fails at once (asking again gives the same
+        answer); only a resolver that says "try again" (EAI_AGAIN) is retried."""
+        where = f"{method} {path}"
+        common = {"method": method, "path": path}
+        if _temporary_resolution_failure(chain, text):
+            return _Attempt(
+                QrsConnectionError(
+                    f"the name server could not resolve {self.host!r} for now ({where});"
+                    " check this machine's DNS settings and configQRS.host",
+                    **common,
+                ),
+                _NOT_SENT,
+            )
+        return _Attempt(
+            QrsConnectionError(
+                f"the host name {self.host!r} (configQRS.host) does not resolve to an address"
+                f" ({where}): check its spelling (the Sense central node's DNS name as in its"
+                " certificate, e.g. sense.example.com, without https:// or a port) and that"
+                " this machine's DNS server knows it (nslookup)",
+                **common,
+            ),
+            _FINAL,
+        )
 
     def _probe_client_certificate(self) -> str | None:
         """The TLS diagnosis if the server refuses our client certificate, else ``None``.
@@ -586,12 +626,21 @@ class QrsTransport:
                 f"the client key {key} does not belong to the client certificate {cert}"
                 " (Butler.cert.clientCertKey / clientCert); export both from the QMC together"
             )
+        period = validity_period(cert) or "validity dates unreadable"
+        if "alert" in text and ("expired" in text or "not yet valid" in text):
+            # The file checks found it valid by this machine's clock; the server disagrees.
+            return (
+                f"the server {hostport} refused the client certificate {cert}"
+                f" (Butler.cert.clientCert) as out of date, although it is {period} by this"
+                " machine's clock: the Sense server's clock or this machine's is wrong"
+                f" [{_short_reason(chain)}]"
+            )
         if "alert" in text:
             return (
                 f"the server {hostport} refused the client certificate {cert}"
-                " (Butler.cert.clientCert): check that client.pem and client_key.pem were"
-                " exported from the same Sense site as the server (QMC > Certificates), that"
-                f" they have not expired, and that {key} is the key of {cert}"
+                f" (Butler.cert.clientCert, {period}): check that client.pem and"
+                " client_key.pem were exported from the same Sense site as the server"
+                f" (QMC > Certificates) and that {key} is the key of {cert}"
                 f" [{_short_reason(chain)}]"
             )
         if "wrong version number" in text or "record layer failure" in text:
@@ -661,6 +710,17 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
                 stack.append(nxt)
 
 
+#: getaddrinfo's "try again later" (EAI_AGAIN; WSATRY_AGAIN on Windows): a resolver that could
+#: not answer now, unlike "no such name", which asking again cannot change.
+_TRY_AGAIN = {getattr(socket, "EAI_AGAIN", -3), 11002}
+
+
+def _temporary_resolution_failure(chain: list[BaseException], text: str) -> bool:
+    return "temporary failure" in text or any(
+        isinstance(e, socket.gaierror) and e.errno in _TRY_AGAIN for e in chain
+    )
+
+
 def _is_eof(chain: list[BaseException], text: str) -> bool:
     # A connection closed mid-stream surfaces as an SSL "EOF" error; it is a reset, not a
     # certificate problem, and is worth retrying.
@@ -680,20 +740,6 @@ def _short_reason(chain: list[BaseException]) -> str:
             if text:
                 return short_excerpt(_SSL_LOCATION_RE.sub("", text))
     return short_excerpt(type(chain[-1]).__name__)
-
-
-def _check_readable(path: Path, what: str, key: str) -> None:
-    if not path.exists():
-        raise QrsCertificateFileError(f"{what} file not found: {path} ({key})")
-    if not path.is_file():
-        raise QrsCertificateFileError(f"{what} path is not a file: {path} ({key})")
-    try:
-        with path.open("rb") as handle:
-            handle.read(1)
-    except OSError as exc:
-        raise QrsCertificateFileError(
-            f"{what} file cannot be read: {path} ({key}): {exc.strerror or exc}"
-        ) from None
 
 
 #: Key files already warned about in this process (the warning is for the operator, once).
@@ -730,9 +776,18 @@ def _warn_key_exposure(key: Path) -> None:
     logger.warning("{}", problem)
 
 
-def _check_client_files(cert: Path, key: Path) -> None:
-    _check_readable(cert, "client certificate", "Butler.cert.clientCert")
-    _check_readable(key, "client key", "Butler.cert.clientCertKey")
+def cert_prefix(site: SiteConfig) -> str:
+    """The config key of a site's ``cert`` block, for messages."""
+    return f"Butler.licenseAgent.sites[{site.name}].cert" if site.site_tag else "Butler.cert"
+
+
+def _check_certificate_files(site: SiteConfig, *, with_ca: bool) -> None:
+    """Refuse unusable certificate files before any request, with the diagnosis every command
+    gives (:func:`agent.certificates.diagnose_client_files`), then let OpenSSL load them."""
+    cert, key, ca = site.cert.client_cert, site.cert.client_cert_key, site.cert.client_cert_ca
+    problems = diagnose_client_files(site.cert, cert_prefix(site), check_ca=with_ca)
+    if problems:
+        raise QrsCertificateFileError("; ".join(problems))
     _warn_key_exposure(key)
     asked_password = False
 
@@ -743,6 +798,7 @@ def _check_client_files(cert: Path, key: Path) -> None:
         asked_password = True
         return b""
 
+    # The file checks read what the QMC writes; OpenSSL has the last word on the rest.
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
         context.load_cert_chain(str(cert), str(key), password=no_password)
@@ -753,22 +809,14 @@ def _check_client_files(cert: Path, key: Path) -> None:
                 f"the client key {key} (Butler.cert.clientCertKey) is protected by a password;"
                 " export the certificates from the QMC without a password"
             )
-        elif "KEY_VALUES_MISMATCH" in str(exc) or "mismatch" in reason.lower():
-            message = (
-                f"the client key {key} does not belong to the client certificate {cert}"
-                " (Butler.cert.clientCertKey / clientCert); export both from the QMC together"
-            )
         else:
             message = (
                 f"cannot use the client certificate {cert} with the key {key} ({reason}):"
                 " both must be PEM files as the QMC exports them (client.pem, client_key.pem)"
             )
         raise QrsCertificateFileError(message) from None
-
-
-def _check_ca_file(ca: Path) -> None:
-    _check_readable(ca, "CA certificate", "Butler.cert.clientCertCA")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if not with_ca:
+        return
     try:
         context.load_verify_locations(cafile=str(ca))
     except ssl.SSLError as exc:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 from loguru import logger
 
+from agent.clockskew import ServerClock, check_clock
 from agent.journal import EventSink, JournalEntry, NullJournal, ReleaseJournal, release_event
 from agent.models import (
     FEATURE_LICENSE_RELEASE,
@@ -76,6 +77,7 @@ STEP_LIMIT = "maxReleasesPerRun"
 STEP_DELETE = "delete"
 STEP_STOP = "stop"
 STEP_PLAN = "plan"
+STEP_CLOCK = "clock"
 
 
 @contextmanager
@@ -115,6 +117,8 @@ class ReleaseQrs(Protocol):
     def delete_allocation(self, resource: str, allocation_id: str) -> Any: ...
 
     def access_type_overview(self) -> Mapping[str, Any]: ...
+
+    def server_clock(self) -> ServerClock | None: ...
 
 
 #: ``progress(stage, done, total)``: called while a run lists, fetches and deletes.
@@ -938,6 +942,28 @@ def new_run_id(moment: datetime | None = None) -> str:
     return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+def _check_clock(
+    result: ReleaseResult, site: SiteConfig, qrs: ReleaseQrs, real_started: datetime, dry: bool
+) -> None:
+    """Days since last use are counted from ``result.now``; QRS wrote ``lastUsed`` with its own
+    clock. When the two differ by more than ``configQRS.maxClockSkewMinutes``, or QRS's clock
+    cannot be read, a live run releases nothing (an error); a dry run only warns."""
+    # Where the run measures from, as of the moment the reading's answer arrived.
+    offset = result.now - real_started
+    bound = timedelta(minutes=site.qrs.max_clock_skew_minutes)
+    check = check_clock(qrs.server_clock(), bound, offset=offset)
+    if check.problem is None:
+        return
+    if dry:
+        logger.warning("release run on {} (dry run): {}", site.name, check.problem)
+        return
+    why = f"{check.problem}. Nothing was released"
+    result.aborted = result.aborted or why
+    result.errors.append(why)
+    logger.error("release run on {}: {}", site.name, why)
+    hold_back(result.types, STEP_CLOCK, "held back: " + check.problem)
+
+
 def _enabled_types(
     site: SiteConfig, host: PluginHost
 ) -> tuple[list[TypeSettings], list[TypeResult]]:
@@ -1067,6 +1093,7 @@ def run_release(
     """
     clock = clock or _utc_now
     started = clock()
+    real_started = _utc_now()  # the clock check compares with this machine's real clock
     now = now or started
     release_settings = site.license_release
     dry = bool(release_settings.dry_run or dry_run)
@@ -1200,6 +1227,8 @@ def run_release(
             "held back: this run would exceed licenseRelease.maxReleasesPerRun, so it"
             " releases nothing",
         )
+
+    _check_clock(result, site, qrs, real_started, dry)
 
     # 5. act.
     if dry:

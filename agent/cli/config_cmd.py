@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from agent.cli.common import config_path
 from agent.certificates import check_files, connection_security
+from agent.cli.common import config_path
 from agent.config import (
     AgentConfig,
     config_warnings,

@@ -104,7 +104,7 @@ def test_config_mistakes_exit_2(
     document = butler_config(sim.host, sim.port, qrs_certs, cert={"clientCert": str(missing)})
     code, _, err = run_check(write_config(tmp_path / "a.yaml", document), capsys)
     assert code == 2
-    assert f"client certificate file not found: {missing} (Butler.cert.clientCert)" in err
+    assert f"error: Butler.cert.clientCert: {missing} not found; copy client.pem from" in err
 
     code, _, err = run_check(
         write_config(tmp_path / "b.yaml", {"Butler": {"logLevel": "info"}}), capsys

@@ -118,21 +118,24 @@ def test_reject_unauthorized_false_connects_and_warns_once(
 
 
 @pytest.mark.parametrize(
-    ("key", "config_key", "what"),
+    ("key", "name"),
     [
-        ("clientCert", "Butler.cert.clientCert", "client certificate"),
-        ("clientCertKey", "Butler.cert.clientCertKey", "client key"),
-        ("clientCertCA", "Butler.cert.clientCertCA", "CA certificate"),
+        ("clientCert", "client.pem"),
+        ("clientCertKey", "client_key.pem"),
+        ("clientCertCA", "root.pem"),
     ],
 )
 def test_missing_certificate_file_is_named_up_front(
-    sim: Simulator, qrs_certs: CertPaths, tmp_path: Path, key: str, config_key: str, what: str
+    sim: Simulator, qrs_certs: CertPaths, tmp_path: Path, key: str, name: str
 ) -> None:
     missing = tmp_path / "nowhere" / "file.pem"
     site = site_for(sim, qrs_certs, cert={key: str(missing)})
     with pytest.raises(QrsCertificateFileError) as caught:
         QrsClient(site)
-    assert str(caught.value) == f"{what} file not found: {missing} ({config_key})"
+    assert str(caught.value).startswith(
+        f"Butler.cert.{key}: {missing} not found; copy {name} from C:\\ProgramData"
+    )
+    assert str(caught.value).endswith(f"and point Butler.cert.{key} at it")
     assert sim.get_stats()["total"] == 0  # found out before any request
 
 
@@ -143,20 +146,24 @@ def test_key_that_does_not_belong_to_the_certificate(
     with pytest.raises(QrsCertificateFileError) as caught:
         QrsClient(site)
     message = str(caught.value)
-    assert f"the client key {other_certs.client_key} does not belong to" in message
-    assert str(qrs_certs.client_cert) in message
+    assert message == (
+        f"Butler.cert.clientCertKey: {other_certs.client_key} is not the key of the certificate"
+        f" {qrs_certs.client_cert} (Butler.cert.clientCert); export client.pem and"
+        " client_key.pem from the QMC together and use both"
+    )
     assert_no_secrets(message, qrs_certs, other_certs)
 
 
 def test_files_that_are_not_pem(sim: Simulator, qrs_certs: CertPaths, tmp_path: Path) -> None:
     garbage = tmp_path / "root.pem"
     garbage.write_text("this is not a certificate\n")
-    with pytest.raises(QrsCertificateFileError, match=r"is not a PEM certificate") as caught:
-        QrsClient(site_for(sim, qrs_certs, cert={"clientCertCA": str(garbage)}))
-    assert str(garbage) in str(caught.value)
-    with pytest.raises(QrsCertificateFileError, match=r"must be PEM files") as caught:
-        QrsClient(site_for(sim, qrs_certs, cert={"clientCert": str(garbage)}))
-    assert str(garbage) in str(caught.value)
+    for key in ("clientCertCA", "clientCert"):
+        with pytest.raises(QrsCertificateFileError) as caught:
+            QrsClient(site_for(sim, qrs_certs, cert={key: str(garbage)}))
+        assert str(caught.value) == (
+            f"Butler.cert.{key}: {garbage} is not a PEM file; export the certificates in the"
+            " QMC again and choose the PEM format (not the Windows format)"
+        )
 
 
 def test_connection_refused_names_host_and_port_after_the_retry_budget(

@@ -71,7 +71,7 @@ def test_quarantine_expires_with_the_clock(sim: Simulator, qrs: Qrs) -> None:
     assert qrs.get(f"{PROF}/{pid(6)}").status_code == 404
     assert qrs.get(f"{PROF}/{pid(2)}").status_code == 200
     clock = qrs.admin("POST", "/_simulator/clock", json={"advance_seconds": 4 * 86400}).json()
-    assert clock == {"now": "2026-06-08T12:00:00.000Z", "fixed": True}
+    assert clock == {"now": "2026-06-08T12:00:00.000Z", "fixed": True, "date_header": "clock"}
     assert qrs.get(f"{PROF}/{pid(2)}").status_code == 404
     assert (
         qrs.get("/qrs/license/accesstypeoverview").json()["professionalAccess"]["quarantined"] == 0
@@ -82,6 +82,7 @@ def test_set_clock_over_admin_api(sim: Simulator, qrs: Qrs) -> None:
     assert qrs.admin("GET", "/_simulator/clock").json() == {
         "now": "2026-06-01T12:00:00.000Z",
         "fixed": True,
+        "date_header": "clock",
     }
     later = (NOW + dt.timedelta(days=30)).isoformat()
     assert (
