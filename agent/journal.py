@@ -64,7 +64,7 @@ UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Finished rows are kept this long (for ``sqlite3`` inspection after an incident), then pruned.
 DEFAULT_KEEP_DAYS = 30
 
@@ -291,6 +291,19 @@ class SqliteJournal:
                 COMMIT;
                 """
             )
+        if version < 2:
+            # The run that sent each DELETE and the owner's QRS user id: a restore gives a
+            # run's releases back to the same users. Rows of version 1 have neither ('').
+            self._db.executescript(
+                """
+                BEGIN;
+                ALTER TABLE release_journal ADD COLUMN run_id TEXT NOT NULL DEFAULT '';
+                ALTER TABLE release_journal ADD COLUMN owner_id TEXT NOT NULL DEFAULT '';
+                CREATE INDEX IF NOT EXISTS release_journal_by_run ON release_journal (run_id);
+                PRAGMA user_version = 2;
+                COMMIT;
+                """
+            )
 
     # ----------------------------------------------------------------- ReleaseJournal
 
@@ -321,7 +334,8 @@ class SqliteJournal:
                     (
                         "INSERT INTO release_journal (site, license_type, resource,"
                         " allocation_id, user, days_since_last_use, last_used, at_us, at,"
-                        " state, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " state, updated, run_id, owner_id)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             entry.site,
                             entry.license_type,
@@ -334,6 +348,8 @@ class SqliteJournal:
                             entry.at.astimezone(UTC).isoformat(),
                             INTENT,
                             now,
+                            entry.run_id,
+                            entry.owner_id,
                         ),
                     ),
                 ],
@@ -543,7 +559,8 @@ class SqliteJournal:
         with ``unsent_only``, only those whose event was not handed over yet)."""
         query = (
             "SELECT id, site, license_type, resource, allocation_id, user, days_since_last_use,"
-            " last_used, at_us, state, detail, event_sent FROM release_journal WHERE 1"
+            " last_used, at_us, state, detail, event_sent, run_id, owner_id"
+            " FROM release_journal WHERE 1"
         )
         params: tuple[Any, ...] = ()
         if states is not None:
@@ -667,7 +684,7 @@ def _marks(values: Sequence[Any]) -> str:
 
 def _record(row: Sequence[Any]) -> JournalRecord:
     (row_id, site, license_type, resource, allocation_id, user, days, last_used, at_us,
-     state, detail, event_sent) = row  # fmt: skip
+     state, detail, event_sent, run_id, owner_id) = row  # fmt: skip
     entry = JournalEntry(
         site=site,
         license_type=license_type,
@@ -677,6 +694,8 @@ def _record(row: Sequence[Any]) -> JournalRecord:
         days_since_last_use=int(days),
         last_used=parse_qrs_time(last_used) if last_used else None,
         at=_from_us(int(at_us)),
+        run_id=run_id,
+        owner_id=owner_id,
     )
     return JournalRecord(int(row_id), entry, state, detail, bool(event_sent))
 

@@ -32,6 +32,7 @@ FEATURES = (FEATURE_LICENSE_MONITOR, FEATURE_LICENSE_RELEASE, FEATURE_SERVER_LIC
 
 MEASUREMENT_LICENSE = "qlik_sense_license"
 MEASUREMENT_RELEASE = "qlik_sense_license_release"
+MEASUREMENT_RESTORE = "qlik_sense_license_restore"
 MEASUREMENT_SERVER_LICENSE = "qlik_sense_server_license"
 
 FieldValue = float | int | bool | str

@@ -292,6 +292,34 @@ class QrsClient:
             return DeleteOutcome.DELETED if uncertain else DeleteOutcome.NOT_FOUND
         return DeleteOutcome.DELETED
 
+    def create_allocation(self, resource: str, user_id: str) -> dict[str, Any]:
+        """``POST /qrs/license/<resource>`` with ``{"user": {"id": user_id}}``: allocate the
+        type to the user (QRS's generic create; the QMC's Allocate). Returns the allocation QRS
+        answered. A user whose allocation is in quarantine gets that one back (QRS.md).
+
+        Never repeated after a 5xx or a lost answer (a second POST could allocate twice): the
+        :class:`QrsError` leaves the outcome unknown, and the caller asks QRS before trying
+        again. A refusal (no license left, say) is a :class:`QrsHttpError` with QRS's text.
+        """
+        if not is_guid(user_id):
+            raise ValueError(f"not a QRS id (GUID): {user_id[:60]!r}")
+        path = f"/qrs/license/{_resource(resource)}"
+        response, _ = self.transport.send("POST", path, json_body={"user": {"id": user_id}})
+        try:
+            body = decode_json(response.content)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+            raise QrsProtocolError(
+                f"POST {path}: QRS answered {response.status_code} without the allocation it"
+                f" made: {short_excerpt(response.text)!r}",
+                method="POST",
+                path=path,
+                status=response.status_code,
+                body_excerpt=short_excerpt(response.text),
+            )
+        return body
+
     # -- plumbing ------------------------------------------------------------------------------
 
     def _get_object(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:

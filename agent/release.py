@@ -1563,6 +1563,9 @@ def _run_site_job(
             close = getattr(qrs, "close", None)
             if callable(close):
                 close()
+    from agent.runs import record_run, release_run_record
+
+    record_run(config.state_dir, release_run_record(result))
     if result.limit_tripped:
         logger.error("release job on {} stopped by the safety limit: {}", site.name, result.aborted)
     elif not result.ok:

@@ -23,6 +23,8 @@ from typing import IO, Any
 from agent.models import AllocationDecision, Decision, format_qrs_time
 from agent.plan import plan_block
 from agent.release import ReleaseResult
+from agent.restore import RestoreResult
+from agent.runs import RunRecord
 
 #: The order decisions are listed in: what changed first, then what was kept and why.
 DECISION_ORDER = {
@@ -91,8 +93,12 @@ def write_report(results: Sequence[ReleaseResult], path: Path) -> None:
 
     Written to a temporary file and renamed, so a reader never sees half a report.
     """
-    documents = [report_document(r) for r in results]
-    payload: Any = documents[0] if len(documents) == 1 else documents
+    write_documents([report_document(r) for r in results], path)
+
+
+def write_documents(documents: Sequence[dict[str, Any]], path: Path) -> None:
+    """Write one JSON document, or a list of several, atomically (temporary file + rename)."""
+    payload: Any = documents[0] if len(documents) == 1 else list(documents)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -220,3 +226,51 @@ def print_result(
     if explain:
         print("", file=out)
         print(explain_text(result), file=out)
+
+
+# --------------------------------------------------------------------------- restore and runs
+
+
+def restore_text(result: RestoreResult) -> str:
+    """The console summary of a restore, and one row per released allocation it looked at."""
+    mode = "dry run: nothing was changed" if result.dry_run else "restoring"
+    lines = [f"License restore on {result.site} ({mode}), run {result.run_id}"]
+    counts = {k: v for k, v in result.counts().items() if v}
+    lines.append(
+        "  ".join(f"{k.upper().replace('_', ' ')} {v}" for k, v in counts.items())
+        or "Nothing selected."
+    )
+    if result.recovered:
+        lines.append(f"an interrupted restore was settled first: {result.recovered}")
+    rows = [["LICENSE TYPE", "USER", "RELEASED BY RUN", "DECISION", "ALLOCATION", "REASON"]]
+    for d in result.decisions:
+        rows.append(
+            [
+                d.release.license_type,
+                d.release.user,
+                d.release.run_id or "-",
+                d.decision,
+                d.allocation_id or "-",
+                d.reason,
+            ]
+        )
+    if len(rows) > 1:
+        lines.append("")
+        lines.append(format_table(rows))
+    lines.extend(f"! {error}" for error in result.errors)
+    return "\n".join(lines)
+
+
+def print_restore(result: RestoreResult, out: IO[str] | None = None) -> None:
+    print(restore_text(result), file=out or sys.stdout)
+
+
+def runs_table(records: Sequence[RunRecord]) -> str:
+    """``release runs``: one row per run, newest first."""
+    if not records:
+        return "No run recorded yet."
+    rows = [["RUN", "SITE", "KIND", "STARTED", "COUNTS", "OUTCOME"]]
+    for r in records:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items())) or "-"
+        rows.append([r.run_id, r.site, r.kind, format_qrs_time(r.started), counts, r.outcome])
+    return format_table(rows)

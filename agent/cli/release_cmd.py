@@ -63,6 +63,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.set_defaults(handler=run)
 
+    commands = parser.add_subparsers(dest="release_command", metavar="{restore,runs}")
+    restore = commands.add_parser(
+        "restore",
+        help="give released allocations back to the same users (undo a release)",
+        description=(
+            "Allocate again what a release run took away (POST /qrs/license/<type>, the QMC's"
+            " Allocate). Within QRS's 7-day quarantine the same allocation is reinstated without"
+            " using a license; later a new one needs an available license. Select with --run,"
+            " --user and/or --since (all must match)."
+        ),
+    )
+    add_common_options(restore)
+    restore.add_argument("--run", metavar="ID", help="the release run to undo (see `release runs`)")
+    restore.add_argument("--user", metavar="DIR\\ID", help="only this user's allocations")
+    restore.add_argument(
+        "--since", metavar="DATE", help="only releases at or after this UTC date or time"
+    )
+    restore.add_argument(
+        "--dry-run", action="store_true", help="show what would be restored; change nothing"
+    )
+    restore.add_argument("--report", metavar="FILE", help="write every decision as JSON to FILE")
+    restore.set_defaults(handler=run_restore_command)
+
+    runs = commands.add_parser(
+        "runs",
+        help="list recent release, dry-run, apply and restore runs with their ids and counts",
+    )
+    add_common_options(runs)
+    runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    runs.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="how many runs per site (20)"
+    )
+    runs.set_defaults(handler=list_runs_command)
+
 
 class TerminalProgress:
     """Progress on one stderr line, redrawn at most ten times a second; only on a terminal."""
@@ -152,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     from agent.qrs import QrsCertificateFileError, QrsClient
     from agent.release import run_release
     from agent.report import print_result, write_report
+    from agent.runs import record_run, release_run_record
 
     host = build_plugin_host(config)
     planned: dict[str, Any] | None = None
@@ -205,6 +240,7 @@ def run(args: argparse.Namespace) -> int:
                 if progress is not None:
                     progress.clear()
             results.append(result)
+            record_run(config.state_dir, release_run_record(result))
             print_result(result, explain=args.explain)
             code = worst_code(code, result.exit_code)
         if args.report and results:
@@ -215,3 +251,110 @@ def run(args: argparse.Namespace) -> int:
             delivery.close()
         host.shutdown(config)
     return code
+
+
+def _parse_since(text: str) -> datetime:
+    candidate = f"{text}T00:00:00Z" if len(text) == 10 else text
+    try:
+        return _parse_now(candidate)
+    except ConfigError:
+        raise ConfigError(
+            [f"--since: {text!r} is not a date like 2026-06-01 or a time like 2026-06-01T08:00:00Z"]
+        ) from None
+
+
+def run_restore_command(args: argparse.Namespace) -> int:
+    """``license-agent release restore``: give released allocations back."""
+    from agent.restore import RestoreUsageError, Selection
+
+    config = load_config_for(args)
+    assert config is not None
+    setup_logging_for(args, config)
+    since = _parse_since(args.since) if args.since else None
+    try:
+        selection = Selection(args.run, args.user, since)
+    except RestoreUsageError as exc:
+        raise ConfigError([str(exc)]) from None
+    sites = sites_or_error(config)
+
+    from agent.journal import JournalError, SqliteJournal
+    from agent.lock import LockBusy, release_lock, site_identity
+    from agent.plugins import build_plugin_host
+    from agent.qrs import QrsCertificateFileError, QrsClient
+    from agent.report import print_restore, write_documents
+    from agent.restore import RestoreJournal, run_restore
+    from agent.runs import RunLog, record_run
+
+    host = build_plugin_host(config)
+    delivery = None
+    results = []
+    unknown: list[str] = []
+    code = 0
+    try:
+        if not args.dry_run:
+            from agent.delivery import Delivery
+
+            delivery = Delivery.from_config(config, host)
+        for site in sites:
+            try:
+                identity = site_identity(site.qrs.host, site.qrs.port)
+                with (
+                    release_lock(config.state_dir, site.name, identity),
+                    QrsClient(site) as qrs,
+                    SqliteJournal.for_site(config.state_dir, site.name) as release_journal,
+                    RestoreJournal.for_site(config.state_dir, site.name) as journal,
+                    RunLog.for_site(config.state_dir, site.name) as log,
+                ):
+                    result = run_restore(
+                        site,
+                        qrs,
+                        release_journal,
+                        journal,
+                        selection,
+                        dry_run=args.dry_run,
+                        delivery=delivery,
+                        known_run=lambda run_id, log=log: log.get(run_id) is not None,
+                    )
+            except RestoreUsageError as exc:
+                unknown.append(str(exc))
+                continue
+            except QrsCertificateFileError as exc:
+                raise ConfigError([str(exc)]) from None
+            except (LockBusy, JournalError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                code = 1
+                continue
+            results.append(result)
+            record_run(config.state_dir, result.run_record())
+            print_restore(result)
+            code = max(code, result.exit_code)
+        if unknown and not results and code == 0:
+            raise ConfigError(unknown)
+        if args.report and results:
+            write_documents([r.to_document() for r in results], Path(args.report))
+            print(f"report written to {args.report}")
+    finally:
+        if delivery is not None:
+            delivery.close()
+        host.shutdown(config)
+    return code
+
+
+def list_runs_command(args: argparse.Namespace) -> int:
+    """``license-agent release runs``: recent runs per site, newest first."""
+    import json
+
+    from agent.report import runs_table
+    from agent.runs import RunLog
+
+    config = load_config_for(args)
+    assert config is not None
+    records = []
+    for site in sites_or_error(config):
+        with RunLog.for_site(config.state_dir, site.name) as log:
+            records.extend(log.recent(max(1, args.limit)))
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], indent=2, ensure_ascii=False))
+    else:
+        print(runs_table(records))
+    return 0

@@ -60,13 +60,45 @@ class Site:
         self.certs = certs
 
     def config(self, release: str | None = None, name: str = "config.yaml") -> Path:
+        """A config for this site; events go to a SQLite and a JSON-lines destination."""
         body = release or release_block("tag: [VIP]", extra=LIMIT)
+        agent = f"""
+            destinations:
+              sqlite:
+                enable: true
+                path: {self.tmp_path / "history.sqlite"}
+              jsonl:
+                enable: true
+                path: {self.tmp_path / "events.jsonl"}
+            """
         path = self.tmp_path / name
         path.write_text(
-            config_text(body, port=self.sim.port, certs=self.certs, state_dir=self.tmp_path),
+            config_text(
+                body, port=self.sim.port, certs=self.certs, state_dir=self.tmp_path, agent=agent
+            ),
             encoding="utf-8",
         )
         return path
+
+    def events(self, measurement: str) -> list[dict[str, Any]]:
+        """The events of one measurement the JSON-lines destination received."""
+        path = self.tmp_path / "events.jsonl"
+        if not path.exists():
+            return []
+        lines = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+        return [e for e in lines if e["measurement"] == measurement]
+
+    def overview(self) -> dict[str, tuple[int, int, int]]:
+        """(allocated, quarantined, available) per type, as QRS's overview says."""
+        document = self.sim.store.overview()
+        return {
+            key: (
+                document[key]["allocated"],
+                document[key]["quarantined"],
+                document[key]["available"],
+            )
+            for key in ("professionalAccess", "analyzerAccess")
+        }
 
     def present(self) -> set[str]:
         state = self.sim.state
