@@ -169,6 +169,14 @@ class MonitorResult:
         return [overview_row(p) for p in self.points if p.measurement == MEASUREMENT_LICENSE]
 
 
+def overview_rows(
+    overview: Mapping[str, Any], license_types: Sequence[LicenseType], time: datetime
+) -> list[OverviewRow]:
+    """The table rows of an access type overview, read by the license-type plugins exactly as
+    the monitor reads it (``qrs check`` shows the same table as ``monitor --once``)."""
+    return [overview_row(p) for p in license_points(overview, license_types, {}, time)]
+
+
 def license_points(
     overview: Mapping[str, Any],
     license_types: Sequence[LicenseType],

@@ -526,6 +526,17 @@ class QrsTransport:
                 ),
                 _NOT_SENT,
             )
+        if self._cert is None and not self.site.qrs.use_ssl and "without response" in text:
+            # Plain HTTP to a TLS port: the server reads our request as a broken handshake.
+            return _Attempt(
+                QrsConnectionError(
+                    f"{hostport} closed the connection without answering plain HTTP"
+                    f" ({where}): it probably speaks TLS, as QRS does on 4242; set"
+                    " configQRS.useSSL: true",
+                    **common,
+                ),
+                _FINAL,
+            )
         # A connection dropped before any answer may be a refused client certificate: with
         # TLS 1.3 the server judges it after the handshake, and its alert can be lost in the
         # reset. Ask the server directly, once per client.

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config import DEFAULT_CONFIG, ENV_VAR, AgentConfig, ConfigError, SiteConfig, load_config
+
+if TYPE_CHECKING:
+    from agent.monitor import OverviewRow
 
 
 def config_path(args: argparse.Namespace) -> Path:
@@ -42,3 +47,26 @@ def sites_or_error(config: AgentConfig) -> list[SiteConfig]:
             str(config.source) if config.source else None,
         )
     return sites
+
+
+def license_table(rows: Sequence[OverviewRow]) -> str:
+    """The license overview as ``qrs check`` and ``monitor --once`` both print it: one row per
+    license type the license-type plugins read (``-`` where this QRS reports no value)."""
+    table = [("TYPE", "TOTAL", "ALLOCATED", "USED", "QUARANTINED", "AVAILABLE")]
+    for row in rows:
+        values = (row.total, row.allocated, row.used, row.quarantined, row.available)
+        table.append((row.license_type, *(_number(v) for v in values)))
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
+            for i, cell in enumerate(line)
+        ).rstrip()
+        for line in table
+    )
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"

@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from dataclasses import asdict
 
-from agent.cli.common import load_config_for, setup_logging_for, sites_or_error
+from agent.cli.common import license_table, load_config_for, setup_logging_for, sites_or_error
 from agent.delivery import Delivery, DeliveryReport
-from agent.monitor import MonitorResult, OverviewRow, run_monitor
+from agent.monitor import MonitorResult, run_monitor
 from agent.outbox import OutboxError
 from agent.plugins import build_plugin_host
 
@@ -84,34 +83,6 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _number(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def format_rows(rows: Sequence[OverviewRow]) -> str:
-    table = [("TYPE", "TOTAL", "ALLOCATED", "USED", "QUARANTINED", "AVAILABLE")]
-    for row in rows:
-        table.append(
-            (
-                row.license_type,
-                *(
-                    _number(v)
-                    for v in (row.total, row.allocated, row.used, row.quarantined, row.available)
-                ),
-            )
-        )
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    return "\n".join(
-        "  ".join(
-            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
-            for i, cell in enumerate(line)
-        ).rstrip()
-        for line in table
-    )
-
-
 def format_delivery(report: DeliveryReport | None, destinations: int) -> str:
     if report is None or not destinations:
         return (
@@ -139,7 +110,7 @@ def format_delivery(report: DeliveryReport | None, destinations: int) -> str:
 
 def format_result(result: MonitorResult, delivery: Delivery) -> str:
     when = result.time.strftime("%Y-%m-%d %H:%M:%S UTC") if result.time else "?"
-    parts = [f"License overview of {result.site} at {when}", "", format_rows(result.rows), ""]
+    parts = [f"License overview of {result.site} at {when}", "", license_table(result.rows), ""]
     parts.append(format_delivery(result.delivery, len(delivery.destinations)))
     for name, error in result.plugin_errors.items():
         parts.append(f"plugin {name} failed: {error}")

@@ -1,8 +1,11 @@
 """``license-agent qrs check``: connect to QRS with the configured settings and say how it went.
 
-It prints the server version (``/qrs/about``) and the license overview, or one clear diagnosis
-(which certificate file, which host and port, which account) and exits 1. Config mistakes,
-including certificate paths that point nowhere, exit 2.
+It prints what the connection protects (TLS, whether the server certificate is verified), the
+server version (``/qrs/about``), how this machine's clock compares with QRS's (the release's
+clock check) and the license overview in the same table as ``monitor --once``; or one clear
+diagnosis (which certificate file, which host and port, which account) and exits 1. Config
+mistakes, including certificate files that are missing, swapped, expired or not PEM (the same
+diagnosis ``config check`` gives), exit 2.
 """
 
 from __future__ import annotations
@@ -10,15 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from agent.cli.common import load_config_for, setup_logging_for, sites_or_error
+from agent.certificates import connection_security
+from agent.cli.common import license_table, load_config_for, setup_logging_for, sites_or_error
+from agent.clockskew import ServerClock, check_clock, describe
+from agent.config import SiteConfig
+from agent.monitor import overview_rows
+from agent.plugins import PluginHost, build_plugin_host
 from agent.qrs import QrsCertificateFileError, QrsClient, QrsError
-
-#: (label, overview block) for the table; other blocks are shown only when enabled.
-_SEAT_TYPES = (("professional", "professionalAccess"), ("analyzer", "analyzerAccess"))
-_SEAT_COLUMNS = ("total", "allocated", "used", "quarantined", "excess", "available")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,23 +50,29 @@ def run_check(args: argparse.Namespace) -> int:
     assert config is not None
     setup_logging_for(args, config)
     sites = sites_or_error(config)
+    host = build_plugin_host(config)
     codes = []
     documents = []
-    # Several sites (Butler.licenseAgent.sites): each is checked, one failing does not hide
-    # the others; the exit code is the worst.
-    for index, site in enumerate(sites):
-        if len(sites) > 1 and not args.json:
-            print(("\n" if index else "") + f"== site {site.name}")
-        code, document = _check_site(site, args)
-        codes.append(code)
-        if document is not None:
-            documents.append({"site": site.name, **document} if len(sites) > 1 else document)
+    try:
+        # Several sites (Butler.licenseAgent.sites): each is checked, one failing does not hide
+        # the others; the exit code is the worst.
+        for index, site in enumerate(sites):
+            if len(sites) > 1 and not args.json:
+                print(("\n" if index else "") + f"== site {site.name}")
+            code, document = _check_site(site, host, args)
+            codes.append(code)
+            if document is not None:
+                documents.append({"site": site.name, **document} if len(sites) > 1 else document)
+    finally:
+        host.shutdown(config)
     if args.json and documents:
         print(json.dumps(documents if len(sites) > 1 else documents[0], indent=2))
     return max(codes)
 
 
-def _check_site(site: Any, args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
+def _check_site(
+    site: SiteConfig, host: PluginHost, args: argparse.Namespace
+) -> tuple[int, dict[str, Any] | None]:
     try:
         client = QrsClient(site)
     except QrsCertificateFileError as exc:
@@ -75,56 +85,35 @@ def _check_site(site: Any, args: argparse.Namespace) -> tuple[int, dict[str, Any
         except QrsError as exc:
             print(f"error: cannot use QRS at {site.qrs.base_url}: {exc}", file=sys.stderr)
             return 1, None
+        reading = client.server_clock()
     if args.json:
         return 0, {"about": about, "accessTypeOverview": overview}
-    print(f"QRS {site.qrs.base_url} as '{client.qlik_user}': connected")
+    print(
+        f"QRS {site.qrs.base_url} as '{client.qlik_user}': connected"
+        f" ({connection_security(site.qrs)})"
+    )
     version = about.get("buildVersion") or "unknown"
     built = f" (built {about['buildDate']})" if about.get("buildDate") else ""
     print(f"Qlik Sense repository version {version}{built}")
+    print(clock_line(reading, site))
     print()
-    print(format_overview(overview))
+    rows = overview_rows(overview, host.license_types(), datetime.now(timezone.utc))
+    print(license_table(rows))
     return 0, None
 
 
-def format_overview(overview: Mapping[str, Any]) -> str:
-    """The overview as a table; missing blocks or keys (older Sense versions) show as ``-``."""
-    header = ("TYPE", *(c.upper() for c in _SEAT_COLUMNS))
-    rows: list[tuple[str, ...]] = [header]
-    notes: list[str] = []
-    for label, key in _SEAT_TYPES:
-        block = overview.get(key)
-        if not isinstance(block, Mapping):
-            notes.append(f"{label}: not reported by this QRS")
-            continue
-        if block.get("enabled") is False:
-            notes.append(f"{label}: not enabled on this site")
-        rows.append((label, *(_number(block.get(c)) for c in _SEAT_COLUMNS)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
-        )
-        for row in rows
-    ]
-    capacity = overview.get("analyzerTimeAccess")
-    if isinstance(capacity, Mapping) and capacity.get("enabled"):
-        lines.append(
-            "analyzer capacity: "
-            f"{_number(capacity.get('allocatedMinutes'))} minutes allocated, "
-            f"{_number(capacity.get('usedMinutes'))} used"
-        )
-    if overview.get("tokensEnabled"):
-        lines.append(
-            f"tokens: {_number(overview.get('totalTokens'))} total,"
-            f" {_number(overview.get('availableTokens'))} available"
-        )
-    lines.extend(notes)
-    return "\n".join(lines)
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return "-"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def clock_line(reading: ServerClock | None, site: SiteConfig) -> str:
+    """How this machine's clock compares with QRS's; beyond the bound it says what a live
+    release will do (the check is the release run's, :func:`agent.clockskew.check_clock`)."""
+    bound = timedelta(minutes=site.qrs.max_clock_skew_minutes)
+    check = check_clock(reading, bound)
+    if check.problem is not None:
+        return f"Clock: WARNING: {check.problem}; a live release refuses to run until it is fixed"
+    skew = check.skew or timedelta(0)
+    if abs(skew) < timedelta(seconds=1):
+        where = "agrees with QRS's"  # to the second
+    else:
+        side = "ahead of" if skew > timedelta(0) else "behind"
+        where = f"is {describe(skew)} {side} QRS's"
+    minutes = bound.total_seconds() / 60
+    return f"Clock: this machine's clock {where} (configQRS.maxClockSkewMinutes: {minutes:g})"
