@@ -158,7 +158,12 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
             " monitor --once` once it is enabled, or try `license-agent demo`"
         )
     try:
-        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        # Read-write mode (never creating the file) with writes refused by query_only, not
+        # mode=ro: closing a read-only connection cannot checkpoint, so it would leave the
+        # -wal and -shm files it created beside the history. A file the OS write-protects is
+        # still opened (read-only).
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=rw", uri=True)
+        db.execute("PRAGMA query_only = ON")
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error as exc:
         raise ReportError(f"{path}: cannot read it as a SQLite file: {exc}") from None
@@ -1022,6 +1027,17 @@ class ReportSummary:
     runs: int
     releases: int
     decisions: Path | None
+    #: Allocation decisions in the decision report (0 without one).
+    decision_count: int = 0
+
+
+def _decided(document: Mapping[str, Any]) -> int:
+    """How many allocations a decision report decided on: its decisions, else its counts."""
+    decisions = document.get("decisions") or ()
+    if decisions:
+        return len(decisions)
+    counts = document.get("run", {}).get("counts") or {}
+    return sum(int(c.get("considered") or 0) for c in counts.values() if isinstance(c, Mapping))
 
 
 def build_report(
@@ -1053,6 +1069,7 @@ def build_report(
         runs=history.runs,
         releases=sum(r.released for r in history.releases),
         decisions=decisions_path,
+        decision_count=sum(_decided(d) for d in documents),
     )
 
 

@@ -35,6 +35,10 @@ MEASUREMENT_RELEASE = "qlik_sense_license_release"
 MEASUREMENT_RESTORE = "qlik_sense_license_restore"
 MEASUREMENT_SERVER_LICENSE = "qlik_sense_server_license"
 
+#: The decision report's file name when none is given: ``release --once --report`` writes it to
+#: the current folder, and ``license-agent report`` looks for it beside the history, then there.
+DEFAULT_REPORT_FILE = "release-report.json"
+
 FieldValue = float | int | bool | str
 
 

@@ -87,6 +87,11 @@ def _truthy(text: str | None) -> bool:
     return (text or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+#: The hooks whose results exist only when the config asks for them (see
+#: :meth:`PluginHost.switched_on`).
+SWITCHED_BY_CONFIG = ("sla_destinations", "sla_metric_collectors", "sla_release_rules")
+
+
 class PluginHost:
     """The plugin manager and a typed facade over its hooks."""
 
@@ -232,6 +237,33 @@ class PluginHost:
     def destinations(self, config: AgentConfig) -> list[Destination]:
         found, _ = self._collect("sla_destinations", Destination, config=config)  # type: ignore[type-abstract]
         return [item for _, item in found]
+
+    def switched_on(self, config: AgentConfig) -> dict[str, bool]:
+        """Per plugin: whether ``config`` switches on anything it provides.
+
+        Destinations, metric collectors and release rules exist only when the config asks for
+        them (``influxDb.enable``, a ``neverRelease`` list, ...): a plugin that provides only
+        such things is on when one of its hooks gives something for this config (for rules: for
+        one of its sites). License types and other hooks do not depend on the config, so a
+        plugin with one of them is on whenever it is loaded; a disabled or broken one is off.
+        """
+        given = {p for p, _ in self._collect("sla_destinations", Destination, config=config)[0]}  # type: ignore[type-abstract]
+        given |= {
+            p for p, _ in self._collect("sla_metric_collectors", MetricCollector, config=config)[0]
+        }
+        for site in config.sites():
+            rules, _ = self._collect("sla_release_rules", ReleaseRule, config=config, site=site)
+            given |= {p for p, _ in rules}
+        lifecycle = {"sla_configure", "sla_startup", "sla_shutdown"}
+        result = {}
+        for name, info in self.infos.items():
+            unconditional = set(info.hooks) - lifecycle - set(SWITCHED_BY_CONFIG)
+            result[name] = info.enabled and (
+                bool(unconditional)
+                or name in given
+                or not set(info.hooks) & set(SWITCHED_BY_CONFIG)
+            )
+        return result
 
     def configure(self, config: AgentConfig) -> None:
         # A plugin's ConfigError must reach the user, so configure is not wrapped.

@@ -1,4 +1,5 @@
-"""``license-agent demo``: monitor and dry-run release of a simulated site, then the HTML report.
+"""``license-agent demo``: 60 days of history of a simulated site, today's monitor and dry-run
+release, then the HTML report.
 
 No Qlik Sense server and no database are needed; see :mod:`agent.demo`. Exit codes: 0 when
 every step ran, 1 when one failed (its own message says why), 2 when the folder cannot be used.
@@ -19,8 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="try the agent on a simulated Sense site: no server or database needed",
         description=(
-            "Start the bundled QRS simulator, write a config into DIR, run one license monitor"
-            " run into SQLite and one dry-run release run, print their tables, and write the"
+            "Start the bundled QRS simulator, write a config into DIR, build 60 simulated days"
+            " of history (monitor runs into SQLite, daily releases on the simulated site), then"
+            " run today's license monitor and dry-run release, print their tables, and write the"
             " decision report and the HTML report. Nothing outside DIR is touched."
         ),
     )

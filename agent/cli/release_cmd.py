@@ -20,7 +20,7 @@ from loguru import logger
 
 from agent.cli.common import load_config_for, setup_logging_for, sites_or_error
 from agent.config import ConfigError, config_warnings
-from agent.models import UTC, QrsDataError, parse_qrs_time
+from agent.models import DEFAULT_REPORT_FILE, UTC, QrsDataError, parse_qrs_time
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="decide everything, delete nothing, send no release event (also: dryRun: true)",
     )
-    parser.add_argument("--report", metavar="FILE", help="write every decision as JSON to FILE")
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        nargs="?",
+        const=DEFAULT_REPORT_FILE,
+        help="write every decision as JSON to FILE (default: ./release-report.json, where"
+        " `license-agent report` looks for it)",
+    )
     parser.add_argument(
         "--explain", action="store_true", help="print one row per allocation with its reasons"
     )

@@ -3,7 +3,9 @@
 The history is the file of the ``sqlite`` destination: ``--db FILE``, else the config's
 ``destinations.sqlite.path`` when a config is found, else ``./license-agent.sqlite``. The
 latest release run's decisions come from ``--decisions FILE``, else from
-``release-report.json`` next to the history when it exists. See :mod:`agent.htmlreport`.
+``release-report.json`` (the name ``release --once --report`` writes by default) next to the
+history, else in the current folder; the command says when it found none. See
+:mod:`agent.htmlreport`.
 Exit codes: 0 written (also for an empty history: the page says so), 1 cannot read or write,
 2 usage or configuration error.
 """
@@ -16,9 +18,9 @@ from pathlib import Path
 
 from agent.cli.common import load_config_for
 from agent.htmlreport import ReportError, build_report
+from agent.models import DEFAULT_REPORT_FILE
 
 DEFAULT_DB = "license-agent.sqlite"
-DECISIONS_NEXT_TO_DB = "release-report.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--decisions",
         type=Path,
         metavar="FILE",
-        help="a decision report of `release --once --report FILE` (default:"
-        f" {DECISIONS_NEXT_TO_DB} next to the history, if there)",
+        help="a decision report of `release --once --report [FILE]` (default:"
+        f" {DEFAULT_REPORT_FILE} next to the history, else in the current folder)",
     )
     parser.add_argument(
         "--site", default="", help="the site name to show for history without a site tag"
@@ -84,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
         db, site = _default_db(args)
         db = args.db or db
     decisions = args.decisions
-    if decisions is None and (db.parent / DECISIONS_NEXT_TO_DB).is_file():
-        decisions = db.parent / DECISIONS_NEXT_TO_DB
+    if decisions is None:
+        found = (db.parent / DEFAULT_REPORT_FILE, Path(DEFAULT_REPORT_FILE))
+        decisions = next((path for path in found if path.is_file()), None)
     if not db.is_file():
         print(
             f"error: {db}: no such file. The history is written by the sqlite destination"
@@ -106,4 +109,16 @@ def run(args: argparse.Namespace) -> int:
     released = f"{summary.releases:,} release{'s' if summary.releases != 1 else ''}"
     with_decisions = f", decisions from {decisions}" if decisions else ""
     print(f"report written to {args.out} ({runs}, {released}{with_decisions})")
+    if decisions is None:
+        print(
+            f"note: no release decisions: no {DEFAULT_REPORT_FILE} beside the history"
+            f" ({db.parent}) or in the current folder. `license-agent release --once --dry-run"
+            " --report` writes one; pass another file with --decisions",
+            file=sys.stderr,
+        )
+    elif not summary.decision_count:
+        print(
+            f"note: {decisions} holds no release decisions (the run listed no allocation)",
+            file=sys.stderr,
+        )
     return 0

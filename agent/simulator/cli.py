@@ -2,7 +2,7 @@
 
 :func:`add_arguments` declares the options on any ``argparse`` parser and :func:`run` acts on them:
 it generates or loads a state, optionally dumps it and exits, starts the server, optionally writes
-a minimal agent config pointing at it, prints exactly one line ``listening on https://HOST:PORT``
+a complete agent config pointing at it, prints exactly one line ``listening on https://HOST:PORT``
 to stdout, and serves until SIGINT or SIGTERM. Everything else goes to stderr.
 """
 
@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .agent_config import agent_config_yaml
 from .certs import CertificateError
 from .clock import Clock
 from .faults import ACTIONS, FaultConfigError
@@ -57,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--write-config",
         type=Path,
         metavar="FILE",
-        help="write a minimal agent YAML config (Butler.configQRS + Butler.cert) for this server",
+        help="write a complete agent config for this server: the monitor into a SQLite history,"
+        " a dry-run release with the example's rules (see the README's next steps)",
     )
     parser.add_argument(
         "--latency-ms", type=float, default=0.0, help="added latency per QRS request"
@@ -111,31 +113,32 @@ def _scalar(value: str) -> Any:
     return value
 
 
-def config_yaml(sim: Simulator, host: str) -> str:
-    """A minimal agent config (root key ``Butler``) for ``sim``; paths are absolute."""
+#: The first line of the configs ``--write-config`` writes; it overwrites no other file.
+WRITTEN_BY = "# Written by `license-agent simulator --write-config`"
+
+
+def config_yaml(sim: Simulator, host: str, folder: Path, users: int) -> str:
+    """The agent config for ``sim`` (see :mod:`.agent_config`), to be written into ``folder``."""
     assert sim.certs is not None
-    certs = sim.certs
-    return "\n".join(
-        [
-            "# Written by the QRS simulator: connection settings for the agent.",
-            "Butler:",
-            "  configQRS:",
-            f"    host: {host}",
-            f"    port: {sim.port}",
-            "    useSSL: true",
-            "    rejectUnauthorized: true",
-            "    headers:",
-            "      static:",
-            "        - name: X-Qlik-User",
-            "          value: 'UserDirectory=INTERNAL; UserId=sa_api'",
-            "  cert:",
-            # JSON strings are valid YAML and escape Windows backslashes
-            f"    clientCert: {json.dumps(str(certs.client_cert))}",
-            f"    clientCertKey: {json.dumps(str(certs.client_key))}",
-            f"    clientCertCA: {json.dumps(str(certs.root_cert))}",
-            "",
-        ]
+    return agent_config_yaml(
+        host=host,
+        port=sim.port,
+        certs=sim.certs,
+        folder=folder,
+        users=users,
+        header=f"{WRITTEN_BY}: it works while the simulator runs.",
     )
+
+
+def _not_ours(path: Path) -> bool:
+    """True when ``path`` exists and was not written by ``--write-config`` (someone's config)."""
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            return not handle.readline().startswith(WRITTEN_BY)
+    except FileNotFoundError:
+        return False
+    except (OSError, UnicodeDecodeError):
+        return True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -161,6 +164,12 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"invalid JSON: {error}")
     except (StateError, FaultConfigError, ValueError) as error:
         return _fail(str(error))
+
+    if args.write_config is not None and _not_ours(Path(args.write_config)):
+        return _fail(
+            f"{args.write_config} exists and was not written by --write-config; it is not"
+            " overwritten. Name another file"
+        )
 
     if args.dump_state is not None:
         document = state.to_dict()
@@ -197,7 +206,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.write_config is not None:
             config_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-            Path(args.write_config).write_text(config_yaml(sim, config_host), encoding="utf-8")
+            target = Path(args.write_config)
+            text = config_yaml(sim, config_host, target.resolve().parent, len(state.users))
+            target.write_text(text, encoding="utf-8")
         counts = {name: len(items) for name, items in state.allocations.items() if items}
         print(
             f"simulator: {len(state.users)} users, allocations {counts}, certs in {sim.cert_dir}",

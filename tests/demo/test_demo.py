@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ def _table_row(text: str, license_type: str) -> list[str]:
 
 
 def _usage(db: Path) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:  # closed: it must leave no -wal file
         return conn.execute(
             "SELECT time_ns, license_type, total, allocated, used, quarantined, available"
             " FROM license_usage WHERE license_type IN ('professional', 'analyzer')"
@@ -32,69 +33,104 @@ def _usage(db: Path) -> list[tuple]:
         ).fetchall()
 
 
-def test_demo_runs_the_main_job_and_writes_every_file(tmp_path, monkeypatch, capsys):
+def _listed(out: str) -> dict[str, str]:
+    """The files of the demo's closing list: {name in the folder: what it is}."""
+    block = out.split("Files:\n", 1)[1].split("\n\n", 1)[0]
+    return {
+        Path(line.split()[0]).name: line.split(None, 1)[1] for line in block.splitlines() if line
+    }
+
+
+def test_demo_builds_a_history_runs_the_main_job_and_lists_every_file(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LICENSE_AGENT_CONFIG", raising=False)
-    started = time.monotonic()
     assert main(["demo"]) == 0
-    elapsed = time.monotonic() - started
     out = capsys.readouterr().out
     demo = tmp_path / "demo"
 
-    # What it says it wrote is there.
-    for name in ("config.yaml", "license-agent.sqlite", "release-report.json", "report.html"):
-        assert (demo / name).is_file(), name
-        assert f"demo/{name}" in out.replace(os.sep, "/")
+    # The closing list names exactly what is in the folder: no outbox, lock or -wal/-shm
+    # file lies around unlisted (the agent's own files are in state/, which is listed).
+    listed = _listed(out)
+    assert set(listed) == {p.name for p in demo.iterdir()}, out
+    assert {p.name for p in (demo / "state").iterdir()} <= {
+        "outbox.sqlite",
+        "release-127.0.0.1.lock",
+        "release-127.0.0.1.journal.sqlite",
+    }
     assert {p.name for p in (demo / "sim-certs").iterdir()} >= {
         "root.pem",
         "client.pem",
         "client_key.pem",
     }
-    # The overview it printed is what the SQLite history holds.
+
+    # 60 days of history: a monitor run every 6 hours, a release run every day.
     rows = _usage(demo / "license-agent.sqlite")
-    assert [r[1] for r in rows] == ["analyzer", "professional"]
-    stored = {r[1]: [int(v) for v in r[2:]] for r in rows}
+    times = sorted({r[0] for r in rows})
+    assert len(times) == 60 * 4 + 1  # and today's run
+    span = (times[-1] - times[0]) / 86_400e9
+    assert 60 <= span < 61
+    allocated = {r[3] for r in rows if r[1] == "professional"}
+    assert len(allocated) > 20  # the site changes: lines, not a flat row of dots
+    with contextlib.closing(sqlite3.connect(demo / "license-agent.sqlite")) as conn:
+        days = conn.execute(
+            "SELECT COUNT(DISTINCT substr(time, 1, 10)), COUNT(*) FROM release_event"
+        ).fetchone()
+    assert days[0] >= 40 and days[1] > 100  # releases on most days
+    assert "240 monitor runs and 60 release runs" in out
+
+    # The overview printed today is the latest snapshot of the history.
+    latest = {r[1]: [int(v) for v in r[2:]] for r in rows if r[0] == times[-1]}
     for license_type in ("professional", "analyzer"):
         printed = [int(v) for v in _table_row(out, license_type)[1:]]
-        assert printed == stored[license_type]
-        assert stored[license_type][1] > 500  # a few thousand users hold many allocations
-    # The dry run decided without deleting: candidates would be released, nothing happened.
+        assert printed == latest[license_type]
+    # Today's dry run decided without deleting: only what is past 30 days and unprotected.
     report = json.loads((demo / "release-report.json").read_text(encoding="utf-8"))
     run = report["run"]
     assert run["dry_run"] is True and run["events"] == 0 and run["aborted"] is None
     would = [d for d in report["decisions"] if d["decision"] == "would_release"]
-    assert len(would) == sum(c["would_release"] for c in run["counts"].values()) > 100
+    assert len(would) == sum(c["would_release"] for c in run["counts"].values())
     assert all(d["days_since_last_use"] >= 30 for d in would)
     assert not [d for d in would if d["user_directory"] in ("INTERNAL", "ADMIN")]
     kept = [d for d in report["decisions"] if d["decision"] == "kept"]
     assert {r["rule"] for d in kept for r in d["reasons"]} >= {"tag", "customProperty"}
     assert "WOULD RELEASE" in out and "KEPT BY" in out
-    # The HTML report shows the run.
+    # The HTML report draws lines and release bars, and today's decisions.
     page = (demo / "report.html").read_text(encoding="utf-8")
-    assert f"it would release {len(would):,} allocation(s)" in page
-    assert page.count('class="marker marker-allocated"') == 2
+    assert page.count('class="series series-allocated"') == 2
+    assert 'class="marker marker-allocated"' not in page  # 241 points: lines, not dots
+    assert page.count('<rect class="bar"') >= 40
+    assert "Released per day and license type" in page
+    assert "Would release (dry run)" in page or not would
     # The config it wrote is valid and names the simulator's certificates relative to itself.
     config = load_config(demo / "config.yaml")
     assert config.license_release.dry_run and config.agent.destinations.sqlite.enable
     assert config.butler.cert.client_cert == (demo / "sim-certs" / "client.pem").resolve()
     assert config.license_release.max_releases_per_run is not None
-    # "A few seconds" (measured: about 1.5 s here); generous for a busy CI machine.
-    assert elapsed < 30, elapsed
+    assert config.state_dir == (demo / "state").resolve()
 
 
-def test_demo_again_in_the_same_folder(tmp_path, capsys):
+def test_demo_again_in_the_same_folder_replaces_the_history(tmp_path, capsys):
     folder = tmp_path / "again"
-    assert main(["demo", "--dir", str(folder), "--users", "300"]) == 0
+    argv = ["demo", "--dir", str(folder), "--users", "300"]
+    assert main(argv) == 0
     root = (folder / "sim-certs" / "root.pem").read_bytes()
     first = _usage(folder / "license-agent.sqlite")
-    assert main(["demo", "--dir", str(folder), "--users", "300"]) == 0
-    capsys.readouterr()
+    # What an earlier demo version left in the folder itself goes too.
+    (folder / "outbox.sqlite").write_bytes(b"")
+    (folder / "release-127.0.0.1.lock").write_bytes(b"")
+    assert main(argv) == 0
+    out = capsys.readouterr().out
     assert (folder / "sim-certs" / "root.pem").read_bytes() == root  # certificates reused
-    both = _usage(folder / "license-agent.sqlite")
-    assert len(both) == 2 * len(first) == 4  # the history grew by one run
-    # Nothing was deleted by the first (dry) run: the counts are the same.
-    assert [r[1:] for r in both[:2]] == [r[1:] for r in both[2:]]
-    assert "2 monitor runs" in (folder / "report.html").read_text(encoding="utf-8")
+    again = _usage(folder / "license-agent.sqlite")
+    assert len(again) == len(first)  # replaced, not grown
+    assert not (folder / "outbox.sqlite").exists()
+    assert not (folder / "release-127.0.0.1.lock").exists()
+    assert "241 monitor runs" in (folder / "report.html").read_text(encoding="utf-8")
+    assert set(_listed(out.rsplit("license-agent demo:", 1)[1])) == {
+        p.name for p in folder.iterdir()
+    }
 
 
 def test_demo_never_overwrites_a_config_it_did_not_write(tmp_path, capsys):

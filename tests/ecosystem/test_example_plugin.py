@@ -146,6 +146,7 @@ def test_plugins_command_lists_the_installed_package(webhook_plugin_site):
         "enabled": True,
         "hooks": ["sla_configure", "sla_destinations", "sla_release_rules"],
         "error": None,
+        "switched_on": False,  # no config: its destination and rule are not configured
     }
     off = run_cli(
         webhook_plugin_site,

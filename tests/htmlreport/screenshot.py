@@ -1,24 +1,27 @@
 """Make ``docs/screenshots/report.png``, the README's picture of the HTML report.
 
-Run from the checkout: ``python -m tests.htmlreport.screenshot [OUT.png]``. The history is the
-one the Chromium tests use (60 days of a site whose releases start half-way), the decision
-report that of a releasing run.
+Run from the checkout: ``python -m tests.htmlreport.screenshot [OUT.png]``. It runs
+``license-agent demo`` in a temporary folder (its 60 simulated days of history and today's dry
+run) and photographs the ``report.html`` the demo wrote, so the picture is what a newcomer's
+demo produces.
 """
 
 from __future__ import annotations
 
-import json
+import io
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from agent.htmlreport import build_report
+from agent.cli import main as license_agent
+from agent.demo import run_demo
 
-from .builders import END, decision_document, write_history
 from .conftest import CHROMIUM_NAMES, Chromium
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "report.png"
+#: The window photographed: wide enough for two charts side by side, tall enough for the page.
+SIZE = (1280, 1560)
 
 
 def main(argv: list[str]) -> int:
@@ -29,19 +32,12 @@ def main(argv: list[str]) -> int:
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        db = folder / "license-agent.sqlite"
-        write_history(db, days=60)
-        decisions = folder / "release-report.json"
-        decisions.write_text(
-            json.dumps(
-                decision_document(site="sense.example.com", dry_run=False, done_counts=(4, 2))
-            ),
-            encoding="utf-8",
-        )
-        page = folder / "report.html"
-        build_report(db, page, decisions, generated=END)
+        printed = io.StringIO()
+        if run_demo(folder / "demo", out=printed, run_command=license_agent) != 0:
+            print(printed.getvalue(), file=sys.stderr)
+            return 1
         png = Chromium(binary, folder / "profile").screenshot(
-            page, folder / "shot.png", (1280, 1540)
+            folder / "demo" / "report.html", folder / "shot.png", SIZE
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(png, out)

@@ -51,9 +51,7 @@ def test_cli_serves_prints_one_line_and_writes_config(tmp_path: Path) -> None:
         assert line.startswith("listening on https://127.0.0.1:"), line
         port = int(line.rsplit(":", 1)[1])
         text = config.read_text(encoding="utf-8")
-        assert f"    port: {port}\n" in text
-        assert "    host: 127.0.0.1\n" in text
-        assert "'UserDirectory=INTERNAL; UserId=sa_api'" in text
+        assert text.startswith("# Written by `license-agent simulator --write-config`")
         try:
             import yaml
         except ImportError:  # pragma: no cover
@@ -73,8 +71,9 @@ def test_cli_serves_prints_one_line_and_writes_config(tmp_path: Path) -> None:
                 },
             }
             cert = document["Butler"]["cert"]
-            assert Path(cert["clientCertCA"]) == (tmp_path / "certs" / "root.pem").resolve()
-            assert all(Path(cert[key]).is_absolute() and Path(cert[key]).exists() for key in cert)
+            # Inside the config's folder: relative to it, as the agent reads them.
+            assert cert["clientCertCA"] == "certs/root.pem"
+            assert all((config.parent / cert[key]).is_file() for key in cert)
         session = requests.Session()
         session.trust_env = False
         session.cert = (
