@@ -15,7 +15,13 @@ import random
 from typing import Any
 
 from .clock import NEVER, format_date
-from .state import ALLOCATION_COLLECTIONS, SERVICE_USER, SimulatorState, stable_id
+from .state import (
+    ALLOCATION_COLLECTIONS,
+    SERVICE_USER,
+    SimulatorState,
+    condensed_user,
+    stable_id,
+)
 
 #: Chance that an allocation is used on a given day, by days since its last use.
 USE_CHANCE = ((7, 0.55), (30, 0.12), (None, 0.004))
@@ -119,14 +125,7 @@ class SiteActivity:
                 "modifiedByUserName": SERVICE_USER,
                 "schemaPath": ALLOCATION_COLLECTIONS[collection],
                 "privileges": None,
-                "user": {
-                    "id": user["id"],
-                    "userId": user["userId"],
-                    "userDirectory": user["userDirectory"],
-                    "userDirectoryConnectorName": user["userDirectoryConnectorName"],
-                    "name": user["name"],
-                    "privileges": None,
-                },
+                "user": condensed_user(user),
                 "lastUsed": when,
                 "excess": False,
                 "quarantined": False,
