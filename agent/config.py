@@ -9,14 +9,15 @@ lists all of them, each with the key path, the bad value and what is expected.
 
 from __future__ import annotations
 
-import difflib
+import copy
 import ipaddress
 import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PureWindowsPath
 from typing import Annotated, Any, Literal
 
@@ -31,12 +32,22 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
+    create_model,
     field_validator,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from agent.config_errors import (
+    close_key,
+    field_in,
+    format_validation_error,
+    ignored_key_warnings,
+    short,
+    unwrap_model,
+)
 from agent.config_yaml import YamlError, read_yaml_file
+from agent.models import SettingsSection
 from agent.schedule import SUPPORTED_FORMS, ScheduleError, parse_frequency
 
 ENV_VAR = "LICENSE_AGENT_CONFIG"
@@ -46,9 +57,13 @@ DEFAULT_CONFIG = "config.yaml"
 class ConfigError(Exception):
     """A mistake in the configuration. ``problems`` lists every one found, one line each."""
 
-    def __init__(self, problems: list[str], source: str | None = None) -> None:
+    def __init__(
+        self, problems: list[str], source: str | None = None, *, warnings: Sequence[str] = ()
+    ) -> None:
         self.problems = problems
         self.source = source
+        #: Warnings found beside the problems (shown with them: they often explain them).
+        self.warnings = list(warnings)
         where = f" in {source}" if source else ""
         lines = "\n".join(f"  - {p}" for p in problems)
         noun = "problem" if len(problems) == 1 else "problems"
@@ -106,6 +121,14 @@ class _Model(_Checked):
 
 class _Strict(_Checked):
     """Base for sections the agent owns: an unknown key is a typo and is reported."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+
+class PluginSlot(_Checked):
+    """Base for sections whose keys belong to plugins (``neverRelease``, ``licenseType``,
+    ``licenseAgent.destinations``, a feature's ``destination``): each plugin adds its key with
+    ``sla_settings``, and an unknown key is a plugin that is not loaded, or a typo."""
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
 
@@ -179,7 +202,7 @@ class FeatureInfluxDb(_Strict):
     tag: TagBlock = TagBlock()
 
 
-class FeatureDestination(_Strict):
+class FeatureDestination(PluginSlot):
     influx_db: FeatureInfluxDb = Field(default=FeatureInfluxDb(), alias="influxDb")
 
 
@@ -228,7 +251,7 @@ class NeverReleaseCustomProperty(_Strict):
     value: Text
 
 
-class NeverRelease(_Strict):
+class NeverRelease(PluginSlot):
     user: Annotated[list[NeverReleaseUser], BeforeValidator(_none_to_list)] = []
     tag: Annotated[list[Text], BeforeValidator(_none_to_list)] = []
     custom_property: Annotated[list[NeverReleaseCustomProperty], BeforeValidator(_none_to_list)] = (
@@ -267,14 +290,21 @@ class LicenseTypeRelease(_Strict):
     )
 
 
-class LicenseTypes(_Strict):
-    analyzer: LicenseTypeRelease = LicenseTypeRelease()
-    professional: LicenseTypeRelease = LicenseTypeRelease()
+class LicenseTypes(PluginSlot):
+    """``licenseRelease.licenseType``: one key per license-type plugin that can release."""
 
-    def enabled(self) -> dict[str, LicenseTypeRelease]:
-        """The enabled types, professional first (the order the existing tool uses)."""
-        pairs = (("professional", self.professional), ("analyzer", self.analyzer))
-        return {name: lt for name, lt in pairs if lt.enable}
+    professional: LicenseTypeRelease = LicenseTypeRelease()
+    analyzer: LicenseTypeRelease = LicenseTypeRelease()
+
+    def enabled(self) -> dict[str, Any]:
+        """The enabled types by key, in the order the plugins are loaded (professional first,
+        the order the existing tool uses)."""
+        found = {}
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if value is not None and getattr(value, "enable", False):
+                found[info.alias or name] = value
+        return found
 
 
 _PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
@@ -688,7 +718,7 @@ class PrometheusDestination(_Strict):
     )
 
 
-class Destinations(_Model):
+class Destinations(PluginSlot):
     sqlite: SqliteDestination = SqliteDestination()
     jsonl: JsonlDestination = JsonlDestination()
     prometheus: PrometheusDestination = PrometheusDestination()
@@ -854,6 +884,10 @@ class AgentConfig(_Model):
     _written_paths: dict[str, str] = PrivateAttr(default_factory=dict)
     #: The sites of ``Butler.licenseAgent.sites``, built once (see :meth:`sites`).
     _sites: list[SiteConfig] | None = PrivateAttr(default=None)
+    #: The plugin sections the model was composed from (see compose_model).
+    _sections: tuple[PluginSection, ...] = PrivateAttr(default=())
+    #: The plugin host that loaded those plugins, when the config was loaded through it.
+    _plugin_host: Any = PrivateAttr(default=None)
 
     @property
     def base_dir(self) -> Path:
@@ -880,7 +914,19 @@ class AgentConfig(_Model):
         return self.agent.state_dir or self.base_dir
 
     def plugin_settings(self, name: str) -> Mapping[str, Any]:
+        """``Butler.licenseAgent.plugins.settings.<name>``: free-form settings by plugin name
+        (kept for older plugins; a plugin should declare a section with ``sla_settings``)."""
         return self.agent.plugins.settings.get(name) or {}
+
+    def settings(self, path: str) -> Any:
+        """The validated value at ``path`` (dotted, below ``Butler``, as users write it), or
+        ``None`` when the key is absent from the file."""
+        return settings_at(self.butler, path)
+
+    @property
+    def plugin_sections(self) -> tuple[PluginSection, ...]:
+        """The sections of the loaded plugins this config was validated with."""
+        return self._sections
 
     def sites(self) -> list[SiteConfig]:
         """The Sense sites this agent works on: ``Butler.licenseAgent.sites`` when set, else
@@ -895,16 +941,17 @@ class AgentConfig(_Model):
             return list(self._sites)
         if self.butler.config_qrs is None or self.butler.cert is None:
             return []
-        return [
-            SiteConfig(
-                name=self.butler.config_qrs.host,
-                qrs=self.butler.config_qrs,
-                cert=self.butler.cert,
-                license_monitor=self.license_monitor,
-                license_release=self.license_release,
-                influx_tags=tuple((t.name, t.value) for t in self.butler.influx_db.tag.static),
-            )
-        ]
+        site = SiteConfig(
+            name=self.butler.config_qrs.host,
+            qrs=self.butler.config_qrs,
+            cert=self.butler.cert,
+            license_monitor=self.license_monitor,
+            license_release=self.license_release,
+            qlik_sense_license=self.butler.qlik_sense_license,
+            influx_tags=_static_tags(self.settings("influxDb")),
+        )
+        site._shared = self
+        return [site]
 
     def _site(self, entry: SiteSettings) -> SiteConfig:
         shared = self.butler.qlik_sense_license
@@ -912,19 +959,29 @@ class AgentConfig(_Model):
         if entry.override:
             # Key by key over the shared block (both were validated on their own at load).
             merged = _deep_merge(shared.model_dump(by_alias=True), entry.override)
-            feature = QlikSenseLicense.model_validate(merged)
-        tags = [(t.name, t.value) for t in self.butler.influx_db.tag.static]
+            feature = type(shared).model_validate(merged)
+        tags = list(_static_tags(self.settings("influxDb")))
         tags += [(t.name, t.value) for t in entry.tags]
         tags.append(("site", entry.name))
-        return SiteConfig(
+        site = SiteConfig(
             name=entry.name,
             qrs=entry.config_qrs,
             cert=entry.cert,
             license_monitor=feature.license_monitor,
             license_release=feature.license_release,
+            qlik_sense_license=feature,
             influx_tags=tuple(tags),
             site_tag=True,
         )
+        site._shared = self
+        return site
+
+
+def _static_tags(block: Any) -> tuple[tuple[str, str], ...]:
+    """Butler's ``tag.static`` list of a section (``influxDb``, a feature's
+    ``destination.influxDb``): the tags Butler puts on every point of that scope."""
+    static = getattr(getattr(block, "tag", None), "static", None) or ()
+    return tuple((t.name, t.value) for t in static)
 
 
 def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -947,19 +1004,190 @@ class SiteConfig(BaseModel):
     cert: Cert
     license_monitor: LicenseMonitor
     license_release: LicenseRelease
+    #: The site's ``qlikSenseLicense`` block: the shared one with the site's overrides.
+    qlik_sense_license: Any = None
     #: ``Butler.influxDb.tag.static``: applied first, feature tags win on a clash. For a site
     #: of ``Butler.licenseAgent.sites`` also its ``tags`` and ``site=<name>``.
     influx_tags: tuple[tuple[str, str], ...] = ()
     #: Whether every point carries ``site=<name>`` (sites from ``Butler.licenseAgent.sites``).
     site_tag: bool = False
+    #: The whole config, for the keys a site cannot override.
+    _shared: Any = PrivateAttr(default=None)
+
+    def settings(self, path: str) -> Any:
+        """The validated value at ``path`` for this site, or ``None`` when the key is absent.
+
+        Keys below ``qlikSenseLicense`` are this site's (the shared block with the site's
+        overrides); the others are the file's, which a site cannot override.
+        """
+        head, _, rest = path.partition(".")
+        if head == "qlikSenseLicense" and self.qlik_sense_license is not None:
+            return settings_at(self.qlik_sense_license, rest) if rest else self.qlik_sense_license
+        return self._shared.settings(path) if self._shared is not None else None
 
     def static_tags(self, feature: str) -> dict[str, str]:
-        block = self.license_monitor if feature == "license_monitor" else self.license_release
+        key = "licenseMonitor" if feature == "license_monitor" else "licenseRelease"
         tags = dict(self.influx_tags)
-        tags.update((t.name, t.value) for t in block.destination.influx_db.tag.static)
+        # Butler keeps a feature's tags in its destination.influxDb block; they go on the
+        # feature's points for every destination.
+        tags.update(_static_tags(self.settings(f"qlikSenseLicense.{key}.destination.influxDb")))
         if self.site_tag:
             tags["site"] = self.name  # reserved: a feature tag cannot move a point to another site
         return tags
+
+
+# --------------------------------------------------------------------------- plugin sections
+
+
+@dataclass(frozen=True)
+class PluginSection:
+    """A :class:`~agent.models.SettingsSection` and the plugin that declared it.
+
+    ``loaded`` is false for a built-in plugin that ``Butler.licenseAgent.plugins.disable``
+    turns off: its keys are still known (so the file can keep them switched off), but setting
+    them is an error, since no plugin would read them.
+    """
+
+    plugin: str
+    section: SettingsSection
+    loaded: bool = True
+
+    @property
+    def path(self) -> str:
+        return self.section.path
+
+
+class SectionError(ValueError):
+    """A plugin declared a section the core cannot place; the message says why."""
+
+
+def _python_name(key: str) -> str:
+    # customProperty -> custom_property, influxDb -> influx_db: attribute access stays natural.
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()
+    return re.sub(r"\W", "_", name)
+
+
+def _container_of(model: Any, key: str) -> tuple[str, Any]:
+    for name, info in model.model_fields.items():
+        if key in (name, info.alias):
+            sub = unwrap_model(info.annotation)
+            if sub is None:
+                raise SectionError(f"{key} is a value, not a section")
+            return name, sub
+    raise SectionError(f"there is no section {key!r} to put it in")
+
+
+def place_sections(root: Any, sections: Sequence[PluginSection]) -> Any:
+    """``root`` (a model class) with each section's model added at its path.
+
+    Raises :class:`SectionError` for a path that is not below a known section or that
+    names a key the core (or an earlier section) already has.
+    """
+    tree: dict[str, Any] = {}
+    for owned in sections:
+        keys = owned.path.split(".")
+        node = tree
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if isinstance(child, PluginSection):
+                raise SectionError(
+                    f"{owned.path} lies inside {child.path} of plugin {child.plugin}"
+                )
+            node = child
+        if keys[-1] in node:
+            raise SectionError(f"{owned.path} is declared twice")
+        node[keys[-1]] = owned
+    return _build(root, tree, "")
+
+
+def _build(model: Any, tree: Mapping[str, Any], prefix: str) -> Any:
+    fields: dict[str, Any] = {}
+    for key, node in tree.items():
+        where = f"{prefix}{key}"
+        if isinstance(node, PluginSection):
+            if field_in(model, key) is not None:
+                raise SectionError(f"{where} is a key of the core, not free for a plugin")
+            annotation: Any = node.section.model if node.loaded else SkipJsonSchema[Any]
+            fields[_python_name(key)] = (
+                annotation | None,
+                Field(default=None, alias=key, description=_description(node)),
+            )
+            continue
+        name, sub = _container_of(model, key)
+        fields[name] = _retyped(model.model_fields[name], _build(sub, node, f"{where}."))
+    if not fields:
+        return model
+    return create_model(model.__name__, __base__=model, __module__=model.__module__, **fields)
+
+
+def _description(owned: PluginSection) -> str:
+    doc = (getattr(owned.section.model, "__doc__", None) or "").strip().split("\n\n")[0]
+    if getattr(owned.section.model, "__module__", "") == "builtins":
+        doc = ""  # the docstring of list or dict says nothing about the key
+    owner = f"(plugin {owned.plugin})"
+    return f"{' '.join(doc.split())} {owner}".strip()
+
+
+def _retyped(info: Any, model: Any) -> tuple[Any, Any]:
+    """A field like ``info`` whose section model is now ``model`` (a composed subclass)."""
+    new = copy.copy(info)
+    annotation = info.annotation
+    if isinstance(info.default, BaseModel):
+        new.default = model()
+    if typing.get_origin(annotation) is list:
+        annotation = list[model]
+    elif unwrap_model(annotation) is not annotation:
+        annotation = model | None
+    else:
+        annotation = model
+    new.annotation = annotation
+    return annotation, new
+
+
+@lru_cache(maxsize=32)
+def compose_model(sections: tuple[PluginSection, ...]) -> type[AgentConfig]:
+    """The model of the whole file: the core's keys plus each plugin's section at its path.
+
+    Sites (``Butler.licenseAgent.sites[].qlikSenseLicense``) get the same composed
+    ``qlikSenseLicense`` block as the file.
+    """
+    butler = place_sections(Butler, sections)
+    feature = unwrap_model(butler.model_fields["qlik_sense_license"].annotation)
+    site = _build_with(SiteSettings, "qlik_sense_license", feature)
+    agent = unwrap_model(butler.model_fields["license_agent"].annotation)
+    agent = _build_with(agent, "sites", site)
+    butler = _build_with(butler, "license_agent", agent)
+    return _build_with(AgentConfig, "butler", butler)
+
+
+def _build_with(model: Any, name: str, sub: Any) -> Any:
+    return create_model(
+        model.__name__,
+        __base__=model,
+        __module__=model.__module__,
+        **{name: _retyped(model.model_fields[name], sub)},
+    )
+
+
+def settings_at(block: Any, path: str) -> Any:
+    """The value at the dotted alias ``path`` below the model instance ``block``, or None."""
+    node = block
+    for key in path.split("."):
+        if node is None:
+            return None
+        name = _attribute_names(type(node)).get(key)
+        if name is None:
+            raise KeyError(f"no section {path!r} in the config (is its plugin loaded?)")
+        node = getattr(node, name)
+    return node
+
+
+@lru_cache(maxsize=512)
+def _attribute_names(model: type[BaseModel]) -> dict[str, str]:
+    names = {}
+    for name, info in model.model_fields.items():
+        names[info.alias or name] = name
+    return names
 
 
 # --------------------------------------------------------------------------- loading
@@ -1015,235 +1243,6 @@ def _interpolate(node: Any, path: str, problems: list[str], env: Mapping[str, st
         # One pass: a variable's value is used as it is, never read for ${env:} again.
         return _ENV_RE.sub(sub, node)
     return node
-
-
-def _model_names() -> set[str]:
-    names: set[str] = set()
-    stack: list[type] = [_Model, _Strict]
-    while stack:
-        cls = stack.pop()
-        for sub in cls.__subclasses__():
-            names.add(sub.__name__)
-            stack.append(sub)
-    return names
-
-
-#: Branch labels pydantic puts into the location of an error inside a union (``str | int``).
-_UNION_TAGS = {"str", "int", "float", "bool", "none", "list", "dict"}
-
-
-def _loc_to_path(loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
-    models = _model_names()
-    for index, item in enumerate(loc):
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-            continue
-        text = str(item)
-        if text.startswith(("function-", "literal[", "union[")) or "[" in text:
-            continue  # pydantic's internal union/validator branch names
-        if index > 0 and (text in _UNION_TAGS or text in models):
-            continue  # the branch of a union (``MaxReleases | None``), not a key of the file
-        parts.append(("." if parts else "") + text)
-    return "".join(parts)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-_SECRET_WORDS = ("password", "token", "secret")
-
-
-def _shown(value: Any, loc: tuple[Any, ...]) -> str:
-    """The bad value as the message shows it: secrets hidden, sections summarised."""
-    last = str(loc[-1]).lower() if loc else ""
-    if any(word in last for word in _SECRET_WORDS):
-        return "(hidden)"
-    if value is None:
-        return "an empty value"
-    if isinstance(value, bool):
-        return str(value).lower()  # as written in YAML
-    if isinstance(value, dict):
-        keys = ", ".join(map(str, list(value)[:5])) + (", ..." if len(value) > 5 else "")
-        return f"a section (keys: {keys})" if value else "an empty section"
-    if isinstance(value, list):
-        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
-    return _short(value)
-
-
-def _expected(err: Mapping[str, Any]) -> str:
-    """What the key expects, in the words of a config file rather than of Python types."""
-    kind = err.get("type", "")
-    ctx = err.get("ctx") or {}
-    simple = {
-        "int_parsing": "expected a whole number",
-        "int_type": "expected a whole number",
-        "int_from_float": "expected a whole number",
-        "float_parsing": "expected a number",
-        "float_type": "expected a number",
-        "bool_parsing": "expected true or false",
-        "bool_type": "expected true or false",
-        "string_type": "expected text",
-        "list_type": "expected a list (lines starting with '- ')",
-        "dict_type": "expected a section of 'key: value' lines",
-        "model_type": "expected a section of 'key: value' lines",
-        "model_attributes_type": "expected a section of 'key: value' lines",
-    }
-    if kind in simple:
-        return simple[kind]
-    bounds = {
-        "greater_than_equal": (">=", "ge"),
-        "greater_than": (">", "gt"),
-        "less_than_equal": ("<=", "le"),
-        "less_than": ("<", "lt"),
-    }
-    if kind in bounds:
-        sign, key = bounds[kind]
-        bound = ctx.get(key)
-        if isinstance(bound, float) and bound.is_integer():
-            bound = int(bound)
-        return f"expected a number {sign} {bound}"
-    if kind == "string_too_short":
-        return "expected a non-empty value"
-    if kind in ("literal_error", "enum"):
-        return f"expected {ctx.get('expected')}"
-    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-    return msg[:1].lower() + msg[1:]
-
-
-def format_validation_error(exc: ValidationError, data: Any) -> list[str]:
-    """One line per problem: ``key.path: got VALUE; expected ...``. Secrets are not echoed.
-
-    Errors of the branches of one union (``rotation: str | int``) are merged into one line.
-    """
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    locs: dict[str, tuple[Any, ...]] = {}
-    for err in exc.errors(include_url=False):
-        loc = tuple(err.get("loc", ()))
-        path = _loc_to_path(loc) or "Butler"
-        groups.setdefault(path, []).append(err)
-        locs.setdefault(path, tuple(x for x in loc if str(x) not in _UNION_TAGS))
-    problems = []
-    for path, errors in groups.items():
-        loc = locs[path]
-        kinds = {e.get("type") for e in errors}
-        if "extra_forbidden" in kinds:
-            problems.append(f"{path}: unknown key; {_did_you_mean(loc, data)}")
-            continue
-        if "missing" in kinds:
-            info = _field_at(loc)
-            what = info.description if info is not None and info.description else ""
-            what = f"; {what[:1].lower()}{what[1:]}" if what else ""
-            problems.append(f"{path}: required key is missing{what}")
-            continue
-        if kinds & {"model_type", "dict_type"}:
-            section = _section_model(loc)
-            if section is not None:
-                keys = ", ".join(info.alias or name for name, info in section.model_fields.items())
-                problems.append(
-                    f"{path}: got {_shown(errors[0].get('input'), loc)}; expected a section with"
-                    f" the keys {keys}"
-                )
-                continue
-        wanted = list(dict.fromkeys(_expected(e) for e in errors))
-        if len(wanted) > 1 and all(w.startswith("expected ") for w in wanted):
-            # One line for the branches of a union: "expected text or a whole number".
-            wanted = ["expected " + " or ".join(w.removeprefix("expected ") for w in wanted)]
-        expected = "; ".join(wanted)
-        problems.append(f"{path}: got {_shown(errors[0].get('input'), loc)}; {expected}")
-    return problems
-
-
-def _model_at(loc: tuple[Any, ...]) -> Any:
-    """The model class that holds the last key of ``loc`` (``None`` if it cannot be told)."""
-    model: Any = AgentConfig
-    for item in loc[:-1]:
-        if isinstance(item, int):
-            continue
-        info = _field_in(model, item)
-        if info is None:
-            return None
-        model = _unwrap_model(info.annotation)
-        if model is None:
-            return None
-    return model
-
-
-def _field_in(model: Any, key: Any) -> Any:
-    for name, info in (getattr(model, "model_fields", None) or {}).items():
-        if key in (name, info.alias):
-            return info
-    return None
-
-
-def _section_model(loc: tuple[Any, ...]) -> Any:
-    """The model expected at ``loc`` (also for a list item such as ``user[1]``)."""
-    while loc and isinstance(loc[-1], int):
-        loc = loc[:-1]
-    info = _field_at(loc)
-    return _unwrap_model(info.annotation) if info is not None else None
-
-
-def _field_at(loc: tuple[Any, ...]) -> Any:
-    model = _model_at(loc)
-    return _field_in(model, loc[-1]) if model is not None and loc else None
-
-
-def _did_you_mean(loc: tuple[Any, ...], data: Any) -> str:
-    model = _model_at(loc)
-    fields = getattr(model, "model_fields", {}) or {}
-    allowed = sorted(info.alias or name for name, info in fields.items())
-    close = _close_key(str(loc[-1]), allowed)
-    hint = f"did you mean {close!r}? " if close else ""
-    return f"{hint}allowed keys here: {', '.join(allowed)}"
-
-
-def _close_key(key: str, allowed: list[str], cutoff: float = 0.6) -> str | None:
-    for candidate in allowed:
-        if candidate.lower() == key.lower():
-            return candidate  # only the case differs: configQrs for configQRS
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=cutoff)
-    return close[0] if close else None
-
-
-def _unwrap_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _unwrap_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _ignored_key_warnings(data: Any) -> list[str]:
-    """Unknown keys in the Butler sections the agent shares (where they are ignored, since
-    Butler's other features use them) that look like a misspelt key the agent reads."""
-    warnings: list[str] = []
-
-    def walk(model: Any, node: Any, path: str) -> None:
-        if not isinstance(node, dict):
-            return
-        fields = {info.alias or name: info for name, info in model.model_fields.items()}
-        for key, value in node.items():
-            info = fields.get(key)
-            if info is None:
-                if model.model_config.get("extra") == "ignore":
-                    close = _close_key(str(key), sorted(fields), cutoff=0.8)
-                    if close:
-                        warnings.append(
-                            f"{path}.{key}: unknown key, ignored; did you mean {close!r}?"
-                        )
-                continue
-            sub = _unwrap_model(info.annotation)
-            if sub is not None:
-                walk(sub, value, f"{path}.{key}")
-
-    if isinstance(data, dict):
-        walk(Butler, data.get("Butler"), "Butler")
-    return warnings
 
 
 _BOOL = TypeAdapter(bool)
@@ -1336,11 +1335,14 @@ def parse_config(
     *,
     source: Path | None = None,
     env: Mapping[str, str] | None = None,
+    sections: Sequence[PluginSection] = (),
 ) -> AgentConfig:
     """Validate an already-parsed YAML document. Raises :class:`ConfigError` with all problems.
 
-    Pure: no file is opened (see :func:`agent.certificates.check_files` for the certificate
-    files).
+    ``sections`` are the settings the loaded plugins declared (see
+    :func:`agent.plugins.parse_config`, which loads the plugins the file enables and passes
+    them); without them only the core's keys are known. Pure: no file is opened (see
+    :func:`agent.certificates.check_files` for the certificate files).
     """
     label = str(source) if source else None
     if not isinstance(data, dict) or "Butler" not in data:
@@ -1348,31 +1350,60 @@ def parse_config(
             found = "an empty document"
         elif isinstance(data, dict):
             found = f"top-level keys {sorted(map(str, data))}"
+            close = close_key("Butler", [str(k) for k in data], cutoff=0.75)
+            if close:
+                found += f" (did you mean 'Butler' for {close!r}?)"
         else:
-            found = _short(data)
+            found = short(data)
         raise ConfigError(
             [f"the root key must be 'Butler' (as in a Butler config file); found {found}"], label
         )
     problems: list[str] = []
     data = _interpolate(data, "", problems, os.environ if env is None else env)
     base_dir = source.parent if source else Path.cwd()
+    try:
+        model = compose_model(tuple(sections))
+    except SectionError as exc:
+        raise ConfigError([f"a plugin's settings cannot be placed: {exc}"], label) from None
     config: AgentConfig | None = None
     try:
-        config = AgentConfig.model_validate(data, context={"base_dir": base_dir})
+        config = model.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        problems.extend(format_validation_error(exc, data))
+        problems.extend(
+            format_validation_error(
+                exc, data, model, unknown_key_hint=_unknown_key_hint(sections), top="Butler"
+            )
+        )
     problems.extend(_cross_section_problems(data))
+    problems.extend(_plugin_section_problems(data, sections))
+    warnings = ignored_key_warnings(data, model)
     if problems or config is None:
-        raise ConfigError(problems, label)
+        raise ConfigError(problems, label, warnings=warnings)
     config = config.model_copy(update={"source": source})
-    config._load_warnings = tuple(_ignored_key_warnings(data))
+    config._load_warnings = tuple(warnings)
     config._written_paths = _written_paths(data)
+    config._sections = tuple(sections)
     return config
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> AgentConfig:
-    """Read and validate a config file (``path``, else ``$LICENSE_AGENT_CONFIG``, else
-    ``./config.yaml``). Raises :class:`ConfigError` for every user mistake."""
+#: The sections whose keys belong to plugins: an unknown key there is a plugin that is not
+#: loaded (or a typo), and the message says so.
+def _unknown_key_hint(sections: Sequence[PluginSection]) -> Callable[[tuple[Any, ...], Any], str]:
+    def hint(loc: tuple[Any, ...], model: Any) -> str:
+        if not isinstance(model, type) or not issubclass(model, PluginSlot):
+            return ""
+        return (
+            "no loaded plugin reads it (is the plugin that owns it installed, and not in"
+            " Butler.licenseAgent.plugins.disable? `license-agent plugins` lists them); "
+        )
+
+    return hint
+
+
+def read_document(path: str | os.PathLike[str] | None = None) -> tuple[Path, Any, list[str]]:
+    """The config file's path (``path``, else ``$LICENSE_AGENT_CONFIG``, else
+    ``./config.yaml``), its parsed YAML, and the problems found while reading it (repeated
+    keys), to report together with every other problem. Raises :class:`ConfigError`."""
     chosen = Path(path) if path else Path(os.environ.get(ENV_VAR) or DEFAULT_CONFIG)
     try:
         document = read_yaml_file(chosen)
@@ -1387,15 +1418,93 @@ def load_config(path: str | os.PathLike[str] | None = None) -> AgentConfig:
         raise ConfigError([f"cannot read config file {chosen}: {exc}"]) from None
     except YamlError as exc:
         raise ConfigError([f"{chosen}: {problem}" for problem in exc.problems]) from None
-    source = chosen.resolve()
+    return chosen.resolve(), document.data, list(document.problems)
+
+
+def with_reading_problems(problems: Sequence[str], parse: Callable[[], AgentConfig]) -> AgentConfig:
+    """``parse()``, with the problems found while reading the file reported together with
+    those of the validation (repeated keys are reported with every other problem)."""
     try:
-        config = parse_config(document.data, source=source)
+        config = parse()
     except ConfigError as exc:
-        # Repeated keys are reported together with every other problem of the file.
-        raise ConfigError(document.problems + exc.problems, exc.source) from None
-    if document.problems:
-        raise ConfigError(document.problems, str(source))
+        raise ConfigError([*problems, *exc.problems], exc.source, warnings=exc.warnings) from None
+    if problems:
+        raise ConfigError(list(problems), str(config.source) if config.source else None)
     return config
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, sections: Sequence[PluginSection] = ()
+) -> AgentConfig:
+    """Read and validate a config file with the core's keys and ``sections`` (use
+    :func:`agent.plugins.load_config` to get the sections of the plugins the file enables)."""
+    source, data, problems = read_document(path)
+    return with_reading_problems(
+        problems, lambda: parse_config(data, source=source, sections=sections)
+    )
+
+
+def plugin_loading(
+    data: Any, *, source: Path | None = None, env: Mapping[str, str] | None = None
+) -> PluginSettings:
+    """``Butler.licenseAgent.plugins`` alone: which plugins to load, before the rest of the
+    file can be validated (its model depends on them). Mistakes here give the defaults; the
+    full validation reports them."""
+    raw = _get(data, "Butler", "licenseAgent", "plugins")
+    if not isinstance(raw, dict):
+        return PluginSettings()
+    raw = _interpolate(raw, "", [], os.environ if env is None else env)
+    base_dir = source.parent if source else Path.cwd()
+    try:
+        return PluginSettings.model_validate(raw, context={"base_dir": base_dir})
+    except ValidationError:
+        return PluginSettings()
+
+
+def _is_off(value: Any, owned: PluginSection) -> bool:
+    """Whether a raw value leaves a plugin's section switched off: empty, ``Ignore`` (the
+    flag rules), or a section whose ``enable`` is false (also by default)."""
+    if value is None or value is False or value == [] or value == {}:
+        return True
+    if isinstance(value, str):
+        return value.strip().lower() == "ignore"
+    if isinstance(value, dict):
+        if "enable" in value:
+            return not _is_true(value["enable"])
+        model = owned.section.model
+        info = field_in(model, "enable") if isinstance(model, type) else None
+        return info is not None and info.default is False
+    return False
+
+
+def _plugin_section_problems(data: Any, sections: Sequence[PluginSection]) -> list[str]:
+    """Keys of plugins that are disabled, and keys a site overrides that it may not."""
+    problems = []
+    sites = _get(data, "Butler", "licenseAgent", "sites")
+    sites = sites if isinstance(sites, list) else []
+    for owned in sections:
+        keys = owned.path.split(".")
+        places = [(f"Butler.{owned.path}", _get(data, "Butler", *keys))]
+        if keys[0] == "qlikSenseLicense":
+            for i, site in enumerate(sites):
+                at = f"Butler.licenseAgent.sites[{i}].{owned.path}"
+                value = _get(site, *keys)
+                if value is not None and not owned.section.per_site and owned.loaded:
+                    problems.append(
+                        f"{at}: cannot differ per site (plugin {owned.plugin} reads it once for"
+                        f" every site); set it in Butler.{owned.path}"
+                    )
+                places.append((at, value))
+        if owned.loaded:
+            continue
+        for at, value in places:
+            if not _is_off(value, owned):
+                problems.append(
+                    f"{at} is set, but its plugin {owned.plugin} is disabled in"
+                    " Butler.licenseAgent.plugins.disable, so nothing would read it (a rule"
+                    " would be skipped); enable the plugin, or remove the key"
+                )
+    return problems
 
 
 # --------------------------------------------------------------------------- after loading
@@ -1411,158 +1520,21 @@ def written_path(config: AgentConfig, key: str, resolved: Path | None) -> str:
     return f"{written} (resolved to {resolved})"
 
 
-def _needs_qrs(config: AgentConfig) -> bool:
-    return config.license_monitor.enable or config.license_release.enable
-
-
-def config_warnings(config: AgentConfig) -> list[str]:
-    """Settings that are valid but probably not what the user wants, one sentence each.
-
-    ``config check`` prints them and ``license-agent run`` logs them at start.
-    """
-    warnings = list(config._load_warnings)
-    base = "Butler.qlikSenseLicense"
-    release = config.license_release
-    if release.enable:
-        for name, license_type in release.license_type.enabled().items():
-            days = license_type.release_threshold_days
-            if days < 7:
-                warnings.append(
-                    f"{base}.licenseRelease.licenseType.{name}.releaseThresholdDays is {days}:"
-                    " under 7 days QRS does not free a removed allocation but quarantines it"
-                    " for 7 days after its last use (the user can get it back); use 7 or more"
-                    " to free licenses at once"
-                )
-        if not release.license_type.enabled():
-            warnings.append(
-                f"{base}.licenseRelease is enabled but no licenseType (professional, analyzer)"
-                " has enable: true, so nothing is released"
-            )
-        if not release.dry_run and release.max_releases_per_run is None:
-            warnings.append(
-                f"{base}.licenseRelease.maxReleasesPerRun is not set while dryRun is false: no"
-                " limit on how many licenses one run may release (e.g. maxReleasesPerRun: 50,"
-                " or '10%')"
-            )
-    for key, feature in (("licenseMonitor", config.license_monitor), ("licenseRelease", release)):
-        if not feature.enable:
-            continue
-        note = parse_frequency(feature.frequency).note
-        if note:
-            warnings.append(f"{base}.{key}.frequency: {note}")
-        if feature.destination.influx_db.enable and not config.butler.influx_db.enable:
-            warnings.append(
-                f"{base}.{key}.destination.influxDb.enable is true but Butler.influxDb.enable is"
-                " false, so nothing is written to InfluxDB"
-            )
-    if config.license_monitor.enable and not any(
-        "license_monitor" in d.features for d in enabled_destinations(config)
-    ):
-        warnings.append(
-            f"{base}.licenseMonitor is enabled but no destination receives its data: enable"
-            " licenseMonitor.destination.influxDb (with Butler.influxDb) or a destination under"
-            " Butler.licenseAgent.destinations"
-        )
-    connections = (
-        [
-            (f"Butler.licenseAgent.sites[{i}]", s.config_qrs)
-            for i, s in enumerate(config.agent.sites)
-        ]
-        if config.agent.sites
-        else [("Butler", config.butler.config_qrs)]
-    )
-    for prefix, qrs in connections:
-        if qrs is not None and _needs_qrs(config) and not qrs.use_ssl:
-            warnings.append(
-                f"{prefix}.configQRS.useSSL is false: requests, the X-Qlik-User header and the"
-                " answers cross the network unencrypted, no certificate is used and nothing"
-                " proves the server is QRS; QRS listens with TLS on port 4242: set useSSL: true"
-            )
-        elif qrs is not None and _needs_qrs(config) and not qrs.reject_unauthorized:
-            warnings.append(
-                f"{prefix}.configQRS.rejectUnauthorized is false: the Sense server's certificate"
-                " is not verified, so anyone on the network path could pose as it; set it to"
-                f" true ({prefix}.cert.clientCertCA, root.pem, is the CA that signed it)"
-            )
-    influx = config.butler.influx_db
-    if influx.enable and influx.use_https and not influx.verify_tls:
-        warnings.append(
-            "Butler.influxDb.verifyTls is false: the InfluxDB server's certificate is not"
-            " verified; set caCert to the CA file that signed it instead"
-        )
-    return warnings
-
-
-@dataclass(frozen=True)
-class DestinationSummary:
-    """An enabled destination as ``config check`` shows it; no secrets in ``where``."""
-
-    name: str
-    where: str
-    features: tuple[str, ...]
-
-
-def enabled_destinations(config: AgentConfig) -> list[DestinationSummary]:
-    """The destinations the config enables and which features' data each receives."""
-    found = []
-    influx = config.butler.influx_db
-    if influx.enable:
-        features = []
-        if config.license_monitor.destination.influx_db.enable:
-            features.append("license_monitor")
-        if config.license_release.destination.influx_db.enable:
-            features.append("license_release")
-        server = getattr(config, "server_license_monitor", None)
-        if server is not None and server.destination.influx_db.enable:
-            features.append("server_license")
-        if influx.version == 1:
-            detail = f"database {influx.db_name}"
-            if influx.auth.enable:
-                detail += f", user {influx.auth.username!r}"
-        elif influx.version == 2:
-            detail = f"org {influx.org}, bucket {influx.bucket}, token set"
-        else:
-            detail = f"database {influx.database}, token set"
-        found.append(
-            DestinationSummary(
-                "influxDb", f"InfluxDB {influx.version}.x {influx.url}, {detail}", tuple(features)
-            )
-        )
-    destinations = config.agent.destinations
-    sqlite = destinations.sqlite
-    if sqlite.enable:
-        path = sqlite.path or config.base_dir / "license-agent.sqlite"
-        where = written_path(config, "Butler.licenseAgent.destinations.sqlite.path", path)
-        found.append(DestinationSummary("sqlite", where, tuple(sqlite.features)))
-    jsonl = destinations.jsonl
-    if jsonl.enable:
-        where = "standard output" if jsonl.path == "-" else jsonl.path
-        found.append(DestinationSummary("jsonl", where, tuple(jsonl.features)))
-    prometheus = getattr(destinations, "prometheus", None)
-    if prometheus is not None and prometheus.enable:
-        found.append(
-            DestinationSummary(
-                "prometheus",
-                f"http://{prometheus.host}:{prometheus.port}/metrics",
-                tuple(prometheus.features),
-            )
-        )
-    return found
-
-
 #: The JSON Schema shipped for editors; regenerate with ``python -m agent.config_schema``.
 SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.json"
 
 
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the config file, generated from the models (aliases as keys)."""
-    schema = AgentConfig.model_json_schema(by_alias=True)
+def json_schema(sections: Sequence[PluginSection] = ()) -> dict[str, Any]:
+    """The JSON Schema of the config file with the core's keys and ``sections`` (aliases as
+    keys); :func:`agent.plugins.json_schema` passes the loaded plugins' sections."""
+    schema = compose_model(tuple(sections)).model_json_schema(by_alias=True)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://example.invalid/sense-license-agent/config.schema.json",
         "title": "sense-license-agent configuration (a Butler config file)",
         "description": "Keys the agent reads from a Butler config. Other Butler sections are"
-        " allowed and ignored. Generated from agent/config.py; do not edit by hand.",
+        " allowed and ignored. Generated from agent/config.py and the settings of the plugins;"
+        " do not edit by hand.",
         **{k: v for k, v in schema.items() if k not in ("title", "description")},
     }
 
@@ -1570,11 +1542,8 @@ def json_schema() -> dict[str, Any]:
 __all__ = [
     "AgentConfig",
     "ConfigError",
-    "DestinationSummary",
     "ScheduleError",
     "SiteConfig",
-    "config_warnings",
-    "enabled_destinations",
     "json_schema",
     "load_config",
     "parse_config",

@@ -1,7 +1,7 @@
 """Write the config's JSON Schema for editors: ``python -m agent.config_schema``.
 
-The schema is generated from the pydantic models in :mod:`agent.config` (keys as users write
-them) and shipped as ``agent/schema/config.schema.json``; a test fails when the shipped file is
+The schema is generated from the pydantic models in :mod:`agent.config` and the settings of the
+built-in plugins (keys as users write them) and shipped as ``agent/schema/config.schema.json``; a test fails when the shipped file is
 stale. ``--check`` exits 1 instead of writing when the file differs.
 """
 
@@ -12,7 +12,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from agent.config import SCHEMA_PATH, json_schema
+from agent.config import SCHEMA_PATH
+from agent.plugins import json_schema
 
 FIX_COMMAND = "python -m agent.config_schema"
 

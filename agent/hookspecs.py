@@ -19,37 +19,77 @@ Rules of the house (taken from pytest, pluggy, datasette and conda):
 * No result depends on plugin order. Release rules are *vetoes*: every rule is consulted and
   any veto keeps the allocation (collect-all, never ``firstresult``).
 * Returning ``None`` from any hook means "no opinion / nothing to add".
+
+A plugin owns its settings: ``sla_settings`` declares the key paths of the Butler file it reads
+and a pydantic model (or a type) for each. The core composes the file's model from the loaded
+plugins, so the JSON Schema, the error messages and ``config check`` cover them, and a key whose
+plugin is disabled or not installed is an error, never silently ignored. A hook then receives
+its own settings, validated and typed, as the ``settings`` argument: a read-only mapping from
+each path the plugin declared to its value (``None`` when the key is absent from the file). In
+``sla_release_rules`` the values are those of the site being released (a site of
+``Butler.licenseAgent.sites`` may override keys below ``qlikSenseLicense``); elsewhere they are
+the file's shared values. ``config.settings(path)`` and ``site.settings(path)`` read any path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
-    from agent.models import Destination, LicenseType, MetricCollector, ReleaseRule
+    from agent.models import (
+        Destination,
+        LicenseType,
+        MetricCollector,
+        ReleaseRule,
+        SettingsSection,
+    )
 
 PROJECT = "sense_license_agent"
 
+#: What a hook's ``settings`` argument is: each path its plugin declared -> the validated value
+#: (``None`` when absent). Read-only.
+Settings = Mapping[str, Any]
+
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@hookspec
+def sla_settings() -> Sequence[SettingsSection] | None:
+    """Declare the parts of the config file this plugin owns, and their models.
+
+    Called when the plugins are loaded, before the config file is validated. Each
+    :class:`agent.models.SettingsSection` names a dotted key path below ``Butler`` (as users
+    write it) and the pydantic model or type of the value there. The path's parent must be a
+    section the core or another loaded plugin defines (``qlikSenseLicense.licenseRelease.
+    neverRelease``, ``...licenseType``, ``licenseAgent.destinations``, ``Butler`` itself, ...).
+    Two plugins may not claim one path, and a plugin may not claim a key of the core: the host
+    reports both as errors of the plugin.
+
+    :return: the sections this plugin owns, or ``None`` for none.
+    """
 
 
 # --------------------------------------------------------------------------- lifecycle
 
 
 @hookspec
-def sla_configure(config: AgentConfig) -> None:
+def sla_configure(config: AgentConfig, settings: Settings) -> None:
     """Called once, after the config was loaded and validated, before any registration hook.
 
-    A plugin reads its own settings here (``config.plugin_settings(name)``) and may raise
-    :class:`agent.config.ConfigError` to report a mistake in them; the agent then stops with
-    that message and exit code 2.
+    A plugin may check its settings here beyond what its model can say, and raise
+    :class:`agent.config.ConfigError` to report a mistake; the agent then stops with that
+    message and exit code 2.
 
     :param config: the validated configuration of the whole agent.
+    :param settings: this plugin's own settings (path -> validated value or ``None``).
     :return: ``None`` (the return value is ignored).
     """
 
@@ -91,14 +131,18 @@ def sla_license_types() -> Sequence[LicenseType] | None:
 
 
 @hookspec
-def sla_metric_collectors(config: AgentConfig) -> Sequence[MetricCollector] | None:
+def sla_metric_collectors(
+    config: AgentConfig, settings: Settings
+) -> Sequence[MetricCollector] | None:
     """Register extra collectors of points (the site license, for example).
 
     A collector's ``collect(qrs=..., now=..., site=...)`` returns points; it is called inside
     its own error handling, so a failing collector never stops the license overview. Without
     a ``frequency`` it runs with every monitor run; with one it gets its own scheduled job.
 
-    :param config: the validated configuration, to decide whether the collector is enabled.
+    :param config: the validated configuration.
+    :param settings: this plugin's own settings (path -> validated value or ``None``), to
+        decide whether the collector is enabled.
     :return: a list of collectors, or ``None`` when this plugin has none enabled.
     """
 
@@ -107,7 +151,9 @@ def sla_metric_collectors(config: AgentConfig) -> Sequence[MetricCollector] | No
 
 
 @hookspec
-def sla_release_rules(config: AgentConfig, site: Any) -> Sequence[ReleaseRule] | None:
+def sla_release_rules(
+    config: AgentConfig, site: Any, settings: Settings
+) -> Sequence[ReleaseRule] | None:
     """Register neverRelease rules for one release run.
 
     A :class:`agent.models.ReleaseRule` has a ``judge(candidates)`` callable that receives
@@ -118,8 +164,9 @@ def sla_release_rules(config: AgentConfig, site: Any) -> Sequence[ReleaseRule] |
     the reason.
 
     :param config: the validated configuration.
-    :param site: the :class:`agent.config.SiteConfig` of the site being released, whose
-        ``license_release.never_release`` holds the built-in rules' settings.
+    :param site: the :class:`agent.config.SiteConfig` of the site being released.
+    :param settings: this plugin's own settings for that site (path -> validated value, or
+        ``None`` when the key is absent); a rule reads its ``neverRelease`` key here.
     :return: the rules this plugin enables for that site, or ``None`` for none (for example
         when its config list is empty).
     """
@@ -129,7 +176,7 @@ def sla_release_rules(config: AgentConfig, site: Any) -> Sequence[ReleaseRule] |
 
 
 @hookspec
-def sla_destinations(config: AgentConfig) -> Sequence[Destination] | None:
+def sla_destinations(config: AgentConfig, settings: Settings) -> Sequence[Destination] | None:
     """Register destinations: named objects that receive license points and release events.
 
     A :class:`agent.models.Destination` has a unique ``name``, the set of ``features``
@@ -140,6 +187,8 @@ def sla_destinations(config: AgentConfig) -> Sequence[Destination] | None:
     :class:`agent.models.DestinationError` (optionally naming the failed points) when it did
     not write everything, and must be idempotent.
 
-    :param config: the validated configuration, to decide whether the destination is enabled.
+    :param config: the validated configuration.
+    :param settings: this plugin's own settings (path -> validated value or ``None``), to
+        decide whether the destination is enabled.
     :return: the destinations this plugin enables, or ``None`` for none.
     """

@@ -274,6 +274,28 @@ class LicenseType:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class SettingsSection:
+    """A part of the config file that one plugin owns (returned by ``sla_settings``).
+
+    :param path: the dotted key path below ``Butler``, as users write it, e.g.
+        ``qlikSenseLicense.licenseRelease.neverRelease.tag``.
+    :param model: a pydantic model class, or a type such as ``list[str]``, for the value
+        there. The core validates the file against it and reports mistakes with the key path.
+    :param per_site: whether an entry of ``Butler.licenseAgent.sites`` may override it (only
+        keys below ``qlikSenseLicense`` can be overridden per site).
+    """
+
+    path: str
+    model: Any
+    per_site: bool = True
+
+    @property
+    def name(self) -> str:
+        # The host rejects two plugins claiming one path, as it rejects two with one name.
+        return self.path
+
+
 #: A rule's verdict: allocation id -> the reason it is protected. Allocations it does not
 #: protect are simply absent.
 Vetoes = Mapping[str, str]

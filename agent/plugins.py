@@ -1,7 +1,9 @@
 """Build the plugin manager: built-ins, entry points, drop-in files, enable and disable.
 
 Built-in plugins are the modules listed in :data:`DEFAULT_PLUGINS`, the one place where the core
-names concrete plugins. Third-party plugins come from the entry-point group
+names concrete plugins. Loading the config starts here (:func:`load_config`): the file's
+``Butler.licenseAgent.plugins`` says which plugins to load, their ``sla_settings`` say which keys
+they own, and :mod:`agent.config` validates the file against the model composed from both. Third-party plugins come from the entry-point group
 ``sense_license_agent`` and from ``*.py`` files in the folders of
 ``Butler.licenseAgent.plugins.paths``. Each external plugin is loaded inside its own
 ``try``: one that fails is reported by name and the agent carries on (unless ``strict``).
@@ -16,22 +18,22 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import MappingProxyType, ModuleType
+from typing import Any, TypeVar
 
 import pluggy
 from loguru import logger
 
+from agent import config as config_module
 from agent import hookspecs
-from agent.models import Destination, LicenseType, MetricCollector, ReleaseRule
-
-if TYPE_CHECKING:
-    from agent.config import AgentConfig, SiteConfig
+from agent.config import AgentConfig, ConfigError, PluginSection, PluginSettings, SiteConfig
+from agent.models import Destination, LicenseType, MetricCollector, ReleaseRule, SettingsSection
 
 ENTRY_POINT_GROUP = "sense_license_agent"
 #: Set to 1/true/yes to load no entry-point or drop-in plugins at all.
@@ -101,6 +103,9 @@ class PluginHost:
         self.infos: dict[str, PluginInfo] = {}
         #: Errors raised by plugins during registration hooks, by plugin name.
         self.errors: dict[str, str] = {}
+        #: The sections of built-in plugins that are disabled: their keys stay known, and
+        #: setting them is an error (see agent.config.PluginSection.loaded).
+        self.disabled_sections: list[PluginSection] = []
 
     # ----------------------------------------------------------------- loading
 
@@ -118,10 +123,14 @@ class PluginHost:
         disabled = set(disabled)
         for dotted in DEFAULT_PLUGINS:
             name = dotted.rsplit(".", 1)[-1]
+            module = importlib.import_module(dotted)
             if name in disabled:
                 self.infos[name] = PluginInfo(name=name, source="built-in", enabled=False)
+                declare = getattr(module, "sla_settings", None)
+                for section in (declare() or ()) if declare else ():
+                    self.disabled_sections.append(PluginSection(name, section, loaded=False))
                 continue
-            self._register(importlib.import_module(dotted), name, "built-in")
+            self._register(module, name, "built-in")
 
     def load_entry_points(self, disabled: Iterable[str] = (), strict: bool = False) -> None:
         disabled = set(disabled)
@@ -185,7 +194,7 @@ class PluginHost:
         for impl in caller.get_hookimpls():
             plugin = impl.plugin_name
             try:
-                args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
+                args = self._arguments(impl, kwargs)
                 returned = impl.function(**args)
                 for item in returned or ():
                     if not isinstance(item, expected):
@@ -214,6 +223,49 @@ class PluginHost:
             unique.append((plugin, item))
         self.errors.update(errors)
         return unique, errors
+
+    def _arguments(self, impl: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The keyword arguments ``impl`` accepts; ``settings`` is its plugin's own."""
+        args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
+        if "settings" in impl.argnames:
+            where = kwargs.get("site") or kwargs.get("config")
+            args["settings"] = plugin_settings(where, impl.plugin_name)
+        return args
+
+    def settings_sections(self) -> list[PluginSection]:
+        """The sections every loaded plugin declares, checked: well-formed paths, and no
+        path claimed twice. Raises :class:`~agent.config.ConfigError` naming the plugins."""
+        found, errors = [], []
+        claimed: dict[str, str] = {}
+        for impl in self.pm.hook.sla_settings.get_hookimpls():
+            plugin = impl.plugin_name
+            try:
+                returned = list(impl.function() or ())
+            except Exception as exc:
+                errors.append(
+                    f"plugin {plugin} failed in sla_settings: {type(exc).__name__}: {exc}"
+                )
+                continue
+            for section in returned:
+                problem = _section_problem(section)
+                if problem is None and section.path in claimed:
+                    problem = f"{section.path} is already owned by plugin {claimed[section.path]}"
+                if problem:
+                    errors.append(f"plugin {plugin}: {problem}")
+                    continue
+                claimed[section.path] = plugin
+                found.append(PluginSection(plugin, section))
+        for owned in self.disabled_sections:
+            if owned.path in claimed:
+                # A disabled built-in's key now read by another plugin: that one owns it.
+                continue
+            claimed[owned.path] = owned.plugin
+            found.append(owned)
+        if errors:
+            raise ConfigError(errors)
+        # Pluggy calls hooks last-registered first; keep the order plugins were loaded in.
+        order = {name: i for i, name in enumerate(self.infos)}
+        return sorted(found, key=lambda o: order.get(o.plugin, len(order)))
 
     def license_types(self) -> list[LicenseType]:
         found, _ = self._collect("sla_license_types", LicenseType)
@@ -267,7 +319,8 @@ class PluginHost:
 
     def configure(self, config: AgentConfig) -> None:
         # A plugin's ConfigError must reach the user, so configure is not wrapped.
-        self.pm.hook.sla_configure(config=config)
+        for impl in self.pm.hook.sla_configure.get_hookimpls():
+            impl.function(**self._arguments(impl, {"config": config}))
 
     def startup(self, config: AgentConfig) -> None:
         self._call_each("sla_startup", config=config)
@@ -278,7 +331,7 @@ class PluginHost:
     def _call_each(self, hook_name: str, **kwargs: Any) -> None:
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             try:
-                impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
+                impl.function(**self._arguments(impl, kwargs))
             except Exception as exc:
                 logger.error("plugin {} failed in {}: {}", impl.plugin_name, hook_name, exc)
 
@@ -298,17 +351,36 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
-def build_plugin_host(
-    config: AgentConfig | None = None, *, extra: Sequence[tuple[str, object]] = ()
-) -> PluginHost:
-    """Load built-ins, entry points and drop-in files as the config says, then configure.
+_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
-    ``extra`` registers additional ``(name, plugin)`` objects (used by tests and embedding).
-    """
-    settings = config.agent.plugins if config else None
+
+def _section_problem(section: Any) -> str | None:
+    """Why a declared section cannot be used, or None."""
+    if not isinstance(section, SettingsSection):
+        return f"sla_settings returned {type(section).__name__}, not SettingsSection"
+    path = section.path
+    if not isinstance(path, str) or not all(_KEY_RE.match(k) for k in path.split(".")):
+        return f"{path!r} is not a dotted key path such as qlikSenseLicense.licenseRelease.x"
+    if path.split(".")[0] == "Butler":
+        return f"{path}: write the path below Butler, without 'Butler.'"
+    return None
+
+
+def plugin_settings(where: AgentConfig | SiteConfig | None, plugin: str) -> Mapping[str, Any]:
+    """The ``settings`` a hook of ``plugin`` receives: each path it declared -> its value,
+    per site when ``where`` is a site (read-only; empty without a config)."""
+    if where is None:
+        return MappingProxyType({})
+    config = where if isinstance(where, AgentConfig) else where._shared
+    owned = [o.path for o in getattr(config, "plugin_sections", ()) if o.plugin == plugin]
+    return MappingProxyType({path: where.settings(path) for path in owned})
+
+
+def _load(
+    host: PluginHost, settings: PluginSettings | None, extra: Sequence[tuple[str, object]]
+) -> None:
     disabled = list(settings.disable) if settings else []
     strict = settings.strict if settings else False
-    host = PluginHost()
     host.load_builtins(disabled)
     if _truthy(os.environ.get(DISABLE_EXTERNAL_ENV)):
         logger.info("external plugins are disabled by {}", DISABLE_EXTERNAL_ENV)
@@ -318,6 +390,73 @@ def build_plugin_host(
             host.load_paths(settings.paths, disabled, strict)
     for name, plugin in extra:
         host._register(plugin, name, "embedded")
+
+
+def parse_config(
+    data: Any,
+    *,
+    source: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    extra: Sequence[tuple[str, object]] = (),
+) -> AgentConfig:
+    """Load the plugins a parsed config document enables, then validate the document against
+    the core's keys and the settings those plugins declare (:func:`agent.config.parse_config`).
+
+    The returned config keeps the plugin host (see :func:`build_plugin_host`). Raises
+    :class:`~agent.config.ConfigError` for every mistake, also a plugin that fails to load
+    while ``Butler.licenseAgent.plugins.strict`` is set.
+    """
+    settings = config_module.plugin_loading(data, source=source, env=env)
+    host = PluginHost()
+    try:
+        _load(host, settings, extra)
+    except PluginLoadError as exc:
+        raise ConfigError([str(exc)], str(source) if source else None) from None
+    config = config_module.parse_config(
+        data, source=source, env=env, sections=host.settings_sections()
+    )
+    config._plugin_host = host
+    return config
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, extra: Sequence[tuple[str, object]] = ()
+) -> AgentConfig:
+    """Read a config file (``path``, else ``$LICENSE_AGENT_CONFIG``, else ``./config.yaml``)
+    and validate it with the plugins it enables (see :func:`parse_config`)."""
+    source, data, problems = config_module.read_document(path)
+    return config_module.with_reading_problems(
+        problems, lambda: parse_config(data, source=source, extra=extra)
+    )
+
+
+def build_plugin_host(
+    config: AgentConfig | None = None, *, extra: Sequence[tuple[str, object]] = ()
+) -> PluginHost:
+    """The plugins of ``config``, configured: the host that loaded them with the config (see
+    :func:`load_config`), else built-ins, entry points and drop-in files as the config says.
+
+    ``extra`` registers additional ``(name, plugin)`` objects (used by tests and embedding);
+    their settings are only known when they were passed to :func:`load_config` too.
+    """
+    host = getattr(config, "_plugin_host", None) if config is not None and not extra else None
+    if host is None:
+        host = PluginHost()
+        _load(host, config.agent.plugins if config else None, extra)
     if config is not None:
         host.configure(config)
     return host
+
+
+def builtin_sections() -> list[PluginSection]:
+    """The settings sections of the built-in plugins (the shipped JSON Schema's)."""
+    host = PluginHost()
+    host.load_builtins()
+    return host.settings_sections()
+
+
+def json_schema(config: AgentConfig | None = None) -> dict[str, Any]:
+    """The config file's JSON Schema with the settings of ``config``'s plugins (third-party
+    ones included), or of the built-in plugins without a config."""
+    sections = config.plugin_sections if config is not None else builtin_sections()
+    return config_module.json_schema(sections)

@@ -33,10 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     process_started = time.perf_counter()
-    from agent.config import load_config
     from agent.delivery import Delivery
     from agent.logging import setup_logging
-    from agent.plugins import build_plugin_host
+    from agent.plugins import build_plugin_host, load_config
     from agent.qrs import QrsClient
 
     config = load_config(args.config)

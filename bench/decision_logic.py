@@ -40,9 +40,8 @@ from typing import Any
 
 from common import peak_rss_mb  # type: ignore[import-not-found]
 
-from agent.config import parse_config
 from agent.models import decode_allocations, decode_users
-from agent.plugins import build_plugin_host
+from agent.plugins import build_plugin_host, parse_config
 from agent.qrs import DEFAULT_CHUNK_SIZE
 from agent.release import decide_candidates, gc_paused, index_users, screen, would_release
 from agent.simulator import generate_state

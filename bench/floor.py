@@ -29,7 +29,7 @@ from typing import Any
 
 from common import Site  # type: ignore[import-not-found]
 
-from agent.config import load_config
+from agent.plugins import load_config
 from agent.qrs import DEFAULT_CHUNK_SIZE, QrsClient, filter_any_id
 from agent.release import release_filter, screen
 

@@ -74,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if exc.warnings:
+            # Shown with the errors: a warning such as "configQrs: unknown key, did you mean
+            # configQRS?" is often the cause of an error.
+            lines = "\n".join(f"  - {w}" for w in exc.warnings)
+            print(f"warnings:\n{lines}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

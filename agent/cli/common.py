@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.config import DEFAULT_CONFIG, ENV_VAR, AgentConfig, ConfigError, SiteConfig, load_config
+from agent.config import DEFAULT_CONFIG, ENV_VAR, AgentConfig, ConfigError, SiteConfig
+from agent.plugins import load_config
 
 if TYPE_CHECKING:
     from agent.monitor import OverviewRow

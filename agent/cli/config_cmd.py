@@ -18,17 +18,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from agent.certificates import check_files, connection_security
-from agent.cli.common import config_path
-from agent.config import (
-    AgentConfig,
-    config_warnings,
-    enabled_destinations,
+from agent.cli.common import config_path, load_config_for
+from agent.config import AgentConfig
+from agent.config_warnings import DestinationSummary, config_warnings, enabled_destinations
+from agent.jobs import jobs_from_config
+from agent.logging import setup_logging
+from agent.plugins import (
+    PluginHost,
+    PluginInfo,
+    PluginLoadError,
+    build_plugin_host,
     json_schema,
     load_config,
 )
-from agent.jobs import jobs_from_config
-from agent.logging import setup_logging
-from agent.plugins import PluginInfo, PluginLoadError, build_plugin_host
 from agent.schedule import Frequency
 
 LABEL_WIDTH = 13
@@ -80,9 +82,10 @@ def run_check(args: argparse.Namespace) -> int:
         return 2
     file_problems = check_files(config)
     now = datetime.now(timezone.utc)
-    for line in summary_lines(config, host.infos.values(), now):
+    destinations = enabled_destinations(config, host)
+    for line in summary_lines(config, host, now, destinations):
         print(line)
-    warnings = config_warnings(config)
+    warnings = config_warnings(config, destinations)
     if warnings:
         print()
         print("Warnings")
@@ -110,7 +113,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_schema(args: argparse.Namespace) -> int:
-    text = json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+    # With a config, the schema covers the plugins it loads (third-party ones too).
+    config = load_config_for(args, required=False)
+    text = json.dumps(json_schema(config), indent=2, ensure_ascii=False) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {args.output}")
@@ -122,8 +127,14 @@ def run_schema(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- the summary
 
 
-def summary_lines(config: AgentConfig, plugins: Iterable[PluginInfo], now: datetime) -> list[str]:
-    """The human summary of a valid config, as lines (pure: no I/O, ``now`` given)."""
+def summary_lines(
+    config: AgentConfig,
+    host: PluginHost,
+    now: datetime,
+    destinations: Sequence[DestinationSummary] | None = None,
+) -> list[str]:
+    """The human summary of a valid config, as lines (``now`` given; no I/O but the
+    plugins' hooks, which build their rules and destinations without connecting)."""
     lines = [f"Config {config.source or '(not from a file)'}", ""]
     qrs = config.butler.config_qrs
     if config.agent.sites:
@@ -138,13 +149,15 @@ def summary_lines(config: AgentConfig, plugins: Iterable[PluginInfo], now: datet
     elif qrs is not None:
         lines += _row("QRS", [f"{qrs.base_url} as {qrs.qlik_user} ({connection_security(qrs)})"])
     lines += _jobs(config, now)
-    lines += _release(config)
-    lines += _plugins(plugins)
-    destinations = [
+    lines += _release(config, host)
+    lines += _plugins(config, host.infos.values())
+    if destinations is None:
+        destinations = enabled_destinations(config, host)
+    shown = [
         f"{d.name}: {d.where}; receives {', '.join(d.features) or 'nothing (no feature routed here)'}"
-        for d in enabled_destinations(config)
+        for d in destinations
     ]
-    lines += _row("Destinations", destinations or ["none enabled"])
+    lines += _row("Destinations", shown or ["none enabled"])
     return lines
 
 
@@ -179,7 +192,7 @@ def _times(frequency: Frequency, now: datetime) -> list[str]:
     return [moment.strftime(fmt) for moment in frequency.next_runs(now, 3)]
 
 
-def _release(config: AgentConfig) -> list[str]:
+def _release(config: AgentConfig, host: PluginHost) -> list[str]:
     release = config.license_release
     if not release.enable:
         return []
@@ -198,30 +211,30 @@ def _release(config: AgentConfig) -> list[str]:
         if limit.percent is not None:
             parts.append(f"{limit.percent:g}% of the type's allocations")
         safety = "safety limit: at most " + " and ".join(parts) + " per type and run"
-    rules = release.never_release
-    protected = [
-        _count(len(rules.user), "user", "users"),
-        _count(len(rules.tag), "tag", "tags"),
-        _count(len(rules.custom_property), "custom property", "custom properties"),
-        _count(len(rules.user_directory), "user directory", "user directories"),
-        f"inactive: {rules.inactive}, blocked: {rules.blocked},"
-        f" removed externally: {rules.removed_externally}",
-    ]
+    # The rules as their plugins describe them, for each site (sites may override them).
+    protected: list[str] = []
+    for site in config.sites():
+        rules, errors = host.release_rules(config, site)
+        described = [
+            (rule.description or rule.name).removeprefix("never release ") for rule in rules
+        ]
+        described += [f"plugin {name} FAILED: {why}" for name, why in sorted(errors.items())]
+        text = "; ".join(described) or "no rule"
+        if len(config.sites()) > 1:
+            text = f"{site.name}: {text}"
+        if text not in protected:
+            protected.append(text)
     return _row(
         "Release",
         [
             f"{mode}; {thresholds or 'no license type enabled'}",
             safety + f"; {release.delete_concurrency} deletes in parallel",
-            "never release: " + ", ".join(protected),
+            *("never release: " + text for text in protected),
         ],
     )
 
 
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
-def _plugins(plugins: Iterable[PluginInfo]) -> list[str]:
+def _plugins(config: AgentConfig, plugins: Iterable[PluginInfo]) -> list[str]:
     infos = sorted(plugins, key=lambda i: (i.source != "built-in", i.name))
     loaded = [
         i.name if i.source == "built-in" else f"{i.name} ({i.source})" for i in infos if i.enabled
@@ -233,4 +246,29 @@ def _plugins(plugins: Iterable[PluginInfo]) -> list[str]:
         values.append(f"disabled: {', '.join(disabled)}")
     if failed:
         values.append(f"failed to load: {'; '.join(failed)}")
+    # What each plugin was given: its keys and a short, secret-free account of their values.
+    for owned in config.plugin_sections:
+        if owned.loaded:
+            given = _given(config.settings(owned.path))
+            values.append(f"{owned.plugin}: {owned.path} = {given}")
     return _row("Plugins", values)
+
+
+def _given(value: object) -> str:
+    """A value for the summary: never its text (it may be a secret), only its shape."""
+    if value is None:
+        return "not set"
+    if isinstance(value, list | tuple):
+        return _count(len(value), "item", "items")
+    if isinstance(value, str):
+        return value if value in ("yes", "no", "ignore") else "set"
+    if isinstance(value, bool | int | float):
+        return str(value).lower()
+    enable = getattr(value, "enable", None)
+    if isinstance(enable, bool):
+        return "enabled" if enable else "off"
+    return "set"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

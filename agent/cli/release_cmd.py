@@ -19,7 +19,8 @@ from typing import Any
 from loguru import logger
 
 from agent.cli.common import load_config_for, setup_logging_for, sites_or_error
-from agent.config import ConfigError, config_warnings
+from agent.config import ConfigError
+from agent.config_warnings import config_warnings
 from agent.models import DEFAULT_REPORT_FILE, UTC, QrsDataError, parse_qrs_time
 
 

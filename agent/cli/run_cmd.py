@@ -24,7 +24,8 @@ from loguru import logger
 
 from agent.certificates import check_files
 from agent.cli.common import load_config_for, setup_logging_for
-from agent.config import AgentConfig, ConfigError, config_warnings
+from agent.config import AgentConfig, ConfigError
+from agent.config_warnings import config_warnings
 from agent.delivery import Delivery
 from agent.heartbeat import Heartbeat, heartbeat_enabled, heartbeat_path, timed_job
 from agent.jobs import jobs_from_config

@@ -106,7 +106,7 @@ def test_simulator_answers_id_chunks_exactly() -> None:
 
 def test_get_users_hands_over_each_chunk_as_it_arrives(tmp_path: Path) -> None:
     """The release run parses users while later chunks download (``on_chunk``)."""
-    from agent.config import parse_config
+    from agent.plugins import parse_config
     from agent.qrs import QrsClient
     from agent.simulator import Simulator
 

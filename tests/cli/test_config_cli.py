@@ -15,8 +15,8 @@ import pytest
 
 from agent.cli import main
 from agent.cli.config_cmd import summary_lines
-from agent.config import json_schema, load_config
-from agent.plugins import build_plugin_host
+from agent.config import json_schema
+from agent.plugins import build_plugin_host, load_config
 
 MONITOR_AND_RELEASE = """\
   qlikSenseLicense:
@@ -94,7 +94,7 @@ def test_the_example_config_checks_out(example_config: Path) -> None:
     out = result.stdout
     assert "monitor  'every 6 hours': every day at 00:00, 06:00, 12:00, 18:00 UTC" in out
     assert "release  'every 24 hours': every day at 00:00 UTC, DRY RUN" in out
-    assert "sqlite: ./license-agent.sqlite" in out
+    assert "sqlite: SQLite file " in out
     assert "Butler.cert.clientCert: ./sim-certs/client.pem" in out
     assert out.rstrip().endswith("(--strict makes this an error).")
 
@@ -108,7 +108,7 @@ def test_summary_with_jobs_next_runs_plugins_and_destinations(
     config = load_config(make_config(MONITOR_AND_RELEASE))
     host = build_plugin_host(config)
     now = datetime(2026, 3, 5, 13, 7, 22, tzinfo=timezone.utc)  # a Thursday
-    lines = summary_lines(config, host.infos.values(), now)
+    lines = summary_lines(config, host, now)
     text = "\n".join(lines)
     assert lines[0] == f"Config {config.source}"
     assert (
@@ -133,7 +133,7 @@ def test_summary_with_jobs_next_runs_plugins_and_destinations(
     assert "             safety limit: at most 25 per type and run; 4 deletes in parallel" in lines
     assert any(line.startswith("Plugins      ") and "professional" in line for line in lines)
     assert (
-        "Destinations jsonl: standard output; receives license_monitor, license_release,"
+        "Destinations jsonl: JSON lines on standard output; receives license_monitor, license_release,"
         " server_license"
     ) in lines
     assert "Warnings" not in text
@@ -246,8 +246,8 @@ def test_check_never_prints_secrets(
     assert "env-token-9876543210" not in captured.out + captured.err
     assert "file-password-123" not in captured.out + captured.err
     assert (
-        "Destinations influxDb: InfluxDB 2.x http://127.0.0.1:8086, org acme, bucket senseops,"
-        " token set; receives nothing (no feature routed here)"
+        "Butler.influxDb.enable is true but no feature's destination.influxDb.enable is true,"
+        " so nothing is written to InfluxDB"
     ) in captured.out
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config import ConfigError, load_config, parse_config
+from agent.config import ConfigError
+from agent.plugins import load_config, parse_config
 
 QRS = """\
   configQRS:
@@ -293,7 +294,10 @@ def test_broken_yaml_gives_line_and_column(write_config: Callable) -> None:
     ("text", "found"),
     [
         ("", "found an empty document"),
-        ("butler:\n  configQRS: {}\n", "found top-level keys ['butler']"),
+        (
+            "butler:\n  configQRS: {}\n",
+            "found top-level keys ['butler'] (did you mean 'Butler' for 'butler'?)",
+        ),
         ("- Butler\n", "found ['Butler']"),
     ],
 )

@@ -15,11 +15,9 @@ from agent.certificates import check_files
 from agent.config import (
     AgentConfig,
     ConfigError,
-    config_warnings,
-    enabled_destinations,
-    load_config,
-    parse_config,
 )
+from agent.config_warnings import config_warnings, enabled_destinations
+from agent.plugins import load_config, parse_config
 
 WINDOWS_EXPORT = r"C:\ProgramData\Qlik\Sense\Repository\Exported Certificates\.Local Certificates"
 
@@ -280,7 +278,7 @@ def test_a_full_butler_config_with_unrelated_sections_loads(
     assert check_files(config) == []
     # Butler's own sections are ignored silently: no warning for mqttConfig and friends.
     assert config_warnings(config) == []
-    assert [d.name for d in enabled_destinations(config)] == ["influxDb"]
+    assert [d.name for d in enabled_destinations(config)] == ["influxdb"]
     assert enabled_destinations(config)[0].features == (
         "license_monitor",
         "license_release",

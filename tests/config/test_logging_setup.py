@@ -10,8 +10,9 @@ import pytest
 import yaml
 from loguru import logger
 
-from agent.config import AgentConfig, load_config, parse_config
+from agent.config import AgentConfig
 from agent.logging import MASK, mask_secrets, register_secret, resolve_level, setup_logging
+from agent.plugins import load_config, parse_config
 
 
 def config_with(text: str = "") -> AgentConfig:

@@ -9,8 +9,9 @@ from typing import Any
 
 import yaml
 
-from agent.config import SCHEMA_PATH, json_schema
+from agent.config import SCHEMA_PATH
 from agent.config_schema import FIX_COMMAND, render
+from agent.plugins import json_schema
 
 
 def test_shipped_schema_is_current() -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.config import load_config
 from agent.demo import MARKER
+from agent.plugins import load_config
 
 
 def _table_row(text: str, license_type: str) -> list[str]:

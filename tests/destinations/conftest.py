@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.config import AgentConfig, load_config
+from agent.config import AgentConfig
 from agent.models import UTC, DestinationError, Point
+from agent.plugins import load_config
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, 250001, tzinfo=UTC)
 

@@ -16,7 +16,8 @@ import pytest
 import requests
 from loguru import logger
 
-from agent.config import AgentConfig, parse_config
+from agent.config import AgentConfig
+from agent.plugins import parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 #: The simulator's frozen "now" and the moment every run in these tests measures from.

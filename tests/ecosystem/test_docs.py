@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config import parse_config
-from agent.plugins import build_plugin_host
+from agent.plugins import build_plugin_host, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNING = REPO / "docs" / "running.md"

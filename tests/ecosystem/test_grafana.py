@@ -413,7 +413,7 @@ def test_influx_dashboard_queries_return_the_agents_data(request, tmp_path):
     """Points written by the real influxdb destination; every dashboard query returns them."""
     import uuid
 
-    from agent.config import parse_config
+    from agent.plugins import parse_config
     from plugins.destinations.influxdb import make_destination
 
     client = influx_server(request)

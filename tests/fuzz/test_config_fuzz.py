@@ -18,15 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.cli import main
-from agent.config import (
-    AgentConfig,
-    ConfigError,
-    config_warnings,
-    enabled_destinations,
-    load_config,
-    parse_config,
-)
+from agent.config import AgentConfig, ConfigError
+from agent.config_warnings import config_warnings, enabled_destinations
 from agent.jobs import jobs_from_config
+from agent.plugins import load_config, parse_config
 
 from .strategies import JSON_VALUES, NASTY_TEXT, mutated
 

@@ -19,7 +19,6 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from agent.config import parse_config
 from agent.models import (
     Allocation,
     Decision,
@@ -30,7 +29,7 @@ from agent.models import (
     parse_allocation,
     parse_user,
 )
-from agent.plugins import build_plugin_host
+from agent.plugins import build_plugin_host, parse_config
 from agent.release import TypeSettings, index_users, plan_type, screen
 from agent.simulator import generate_state
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.config import AgentConfig, load_config
+from agent.config import AgentConfig
+from agent.plugins import load_config
 from agent.simulator import Simulator
 
 from .data import NOW, OVERVIEW

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import ConfigError, parse_config
+from agent.config import ConfigError
 from agent.hookspecs import hookimpl
-from agent.plugins import PluginHost, build_plugin_host
+from agent.plugins import PluginHost, build_plugin_host, parse_config
 
 
 class Recorder:

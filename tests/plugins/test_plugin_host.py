@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.config import parse_config
+from agent.config import ConfigError
 from agent.hookspecs import hookimpl
 from agent.models import LicenseType, ReleaseRule
 from agent.plugins import (
     DEFAULT_PLUGINS,
     DISABLE_EXTERNAL_ENV,
     PluginHost,
-    PluginLoadError,
     build_plugin_host,
+    parse_config,
 )
 
 PLUGIN_SOURCE = textwrap.dedent(
@@ -113,9 +113,9 @@ def test_strict_mode_stops_on_a_broken_plugin(tmp_path):
     folder = tmp_path / "plugins"
     folder.mkdir()
     (folder / "broken.py").write_text("raise ImportError('boom')\n")
-    config = make_config(tmp_path, {"paths": ["plugins"], "strict": True})
-    with pytest.raises(PluginLoadError, match="broken.*boom"):
-        build_plugin_host(config)
+    # Strict loading is part of the config: loading it stops with a ConfigError (exit 2).
+    with pytest.raises(ConfigError, match="broken.*boom"):
+        make_config(tmp_path, {"paths": ["plugins"], "strict": True})
 
 
 def test_missing_plugin_folder_is_reported(tmp_path):

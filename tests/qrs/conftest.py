@@ -18,7 +18,8 @@ import pytest
 import yaml
 from loguru import logger
 
-from agent.config import SiteConfig, parse_config
+from agent.config import SiteConfig
+from agent.plugins import parse_config
 from agent.qrs import QrsClient
 from agent.simulator import Simulator, ensure_certs
 from agent.simulator.certs import CertPaths

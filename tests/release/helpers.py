@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from agent.config import AgentConfig, SiteConfig, parse_config
+from agent.config import AgentConfig, SiteConfig
 from agent.models import UTC, Point, format_qrs_time
-from agent.plugins import build_plugin_host
+from agent.plugins import build_plugin_host, parse_config
 from agent.qrs import QrsClient
 from agent.release import (
     ReleaseResult,

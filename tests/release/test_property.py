@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.config import parse_config
+from agent.plugins import parse_config
 from agent.release import TypeSettings, index_users, plan_type
 from agent.simulator.clock import parse_date
 

@@ -24,8 +24,9 @@ from typing import Any
 import yaml
 from loguru import logger
 
-from agent.config import AgentConfig, load_config
+from agent.config import AgentConfig
 from agent.models import format_qrs_time
+from agent.plugins import load_config
 from agent.simulator import Simulator
 from agent.simulator.certs import CertPaths
 

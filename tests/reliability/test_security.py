@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from agent.config import parse_config
+from agent.plugins import parse_config
 from agent.qrs import QrsClient, QrsTlsError, key_file_exposure
 from agent.simulator import Simulator, ensure_certs
 from agent.simulator.cli import add_arguments
@@ -277,7 +277,7 @@ def test_no_secret_appears_in_any_output_of_a_full_run(
     outputs["run stdout"], outputs["run stderr"] = out, err
 
     # Exception texts, raised in this process.
-    from agent.config import load_config
+    from agent.plugins import load_config
 
     os.environ["INFLUX_TOKEN"] = TOKEN
     try:

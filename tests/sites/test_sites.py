@@ -7,12 +7,12 @@ import sqlite3
 
 import pytest
 
-from agent.cli import main
 from agent.certificates import check_files
-from agent.config import ConfigError, load_config, parse_config
+from agent.cli import main
+from agent.config import ConfigError
 from agent.heartbeat import job_outcome
 from agent.monitor import run_monitor_job
-from agent.plugins import build_plugin_host
+from agent.plugins import build_plugin_host, load_config, parse_config
 from agent.release import run_release_job
 
 
