@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from agent.config import AgentConfig, ConfigError, load_config, parse_config
+from agent.config import AgentConfig, ConfigError
 from agent.config_yaml import (
     MAX_ALIASES,
     MAX_DEPTH,
@@ -28,6 +28,7 @@ from agent.config_yaml import (
     YamlError,
     parse_yaml,
 )
+from agent.plugins import load_config, parse_config
 
 # A release config that would delete for real: only the repeated dryRun key stands in the way.
 RELEASE = """\

@@ -131,7 +131,7 @@ def test_restore_skips_deleted_users_and_users_already_served(site: Site) -> Non
                 item["user"] = None
     site.sim.load_state(document)
     served = next(u for u in site.users if u["userId"] == "u010")
-    from agent.config import load_config
+    from agent.plugins import load_config
     from agent.qrs import QrsClient
 
     with QrsClient(load_config(config).sites()[0]) as qrs:  # an admin allocated it in the QMC
