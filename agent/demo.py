@@ -290,11 +290,10 @@ def build_history(
     before the history (not recorded) clears the backlog of the generated site, and every day's
     run releases for real (it is the simulated site), so the report shows a steady trickle.
     """
-    from agent.config import load_config
     from agent.delivery import Delivery
     from agent.logging import setup_logging
     from agent.monitor import run_monitor
-    from agent.plugins import build_plugin_host
+    from agent.plugins import build_plugin_host, load_config
     from agent.qrs import QrsClient
     from agent.release import run_release
     from agent.simulator import Simulator

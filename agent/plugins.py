@@ -306,7 +306,8 @@ class PluginHost:
         for site in config.sites():
             rules, _ = self._collect("sla_release_rules", ReleaseRule, config=config, site=site)
             given |= {p for p, _ in rules}
-        lifecycle = {"sla_configure", "sla_startup", "sla_shutdown"}
+        # Declaring settings is no service of its own: it does not switch a plugin on.
+        lifecycle = {"sla_settings", "sla_configure", "sla_startup", "sla_shutdown"}
         result = {}
         for name, info in self.infos.items():
             unconditional = set(info.hooks) - lifecycle - set(SWITCHED_BY_CONFIG)

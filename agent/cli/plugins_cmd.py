@@ -7,8 +7,7 @@ import argparse
 import json
 
 from agent.cli.common import load_config_for, setup_logging_for
-from agent.config import parse_config
-from agent.plugins import build_plugin_host
+from agent.plugins import build_plugin_host, parse_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 
 from agent.cli import main
-from agent.config import parse_config
-from agent.plugins import build_plugin_host
+from agent.plugins import build_plugin_host, parse_config
 
 CONFIG = """\
 Butler:

@@ -18,7 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.certificates import diagnose_client_files
 from agent.cli import main
-from agent.config import parse_config
+from agent.plugins import parse_config
 from agent.simulator import Simulator
 from agent.simulator.certs import CertPaths
 
