@@ -1,17 +1,17 @@
 """Say what is true about the connection: plain HTTP and an unverified server certificate are
-never shown as "verified"; a host name that does not resolve fails at once, naming the host;
-a client certificate the server refuses is reported with its validity dates."""
+never shown as "verified"; a host name that does not resolve fails at once, naming the host.
+(A client certificate the server refuses is reported with its validity dates:
+test_qrs_tls.py.)"""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from agent.cli import main
-from agent.qrs import QrsClient, QrsConnectionError, QrsTlsError
+from agent.qrs import QrsClient, QrsConnectionError
 from agent.simulator import Simulator
 from agent.simulator.certs import CertPaths
 
@@ -148,23 +148,3 @@ def test_monitor_once_on_an_unresolvable_host_names_it(
     assert code == 1
     assert f"{host!r} (configQRS.host) does not resolve" in err
     assert "gave up after" not in err
-
-
-# --------------------------------------------------------------------------- refused certificate
-
-
-def test_a_refused_certificate_is_reported_with_its_validity(
-    make_client: Callable[..., QrsClient], other_certs: CertPaths
-) -> None:
-    client = make_client(
-        cert={
-            "clientCert": str(other_certs.client_cert),
-            "clientCertKey": str(other_certs.client_key),
-        }
-    )
-    with pytest.raises(QrsTlsError) as caught:
-        client.about()
-    message = str(caught.value)
-    assert f"refused the client certificate {other_certs.client_cert}" in message
-    assert "(Butler.cert.clientCert, valid " in message and " UTC to " in message
-    assert "have not expired" not in message  # the dates are given instead
