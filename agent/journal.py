@@ -76,10 +76,23 @@ ALREADY_GONE = "already_gone"
 FAILED = "failed"
 NOT_RELEASED = "not_released"
 SUPERSEDED = "superseded"
+UNCONFIRMED = "unconfirmed"
 #: States whose DELETE may or may not have been applied: recover() asks QRS.
 UNRESOLVED = (INTENT, FAILED)
-#: States that produce a release event.
+#: QRS still listed the allocation after the DELETE was sent (``unconfirmed``), or a later run
+#: listed it and sent its own DELETE (``superseded``): a DELETE in flight when the agent died
+#: may still land. recover() asks QRS again until the landing window has passed.
+LINGERING = (UNCONFIRMED, SUPERSEDED)
+#: States a new intent for the same allocation supersedes.
+SUPERSEDABLE = (*UNRESOLVED, UNCONFIRMED)
+#: Every state whose row is not settled yet.
+OPEN = (*UNRESOLVED, *LINGERING)
+#: States that produce a release event; at most one row per allocation is ever in one of them.
 EVENT_STATES = (RELEASED, QUARANTINED)
+#: How long after its DELETE was sent an allocation QRS still lists counts as "may still be
+#: removed by it". A request in flight is applied within seconds (QRS's own timeouts are
+#: minutes); past this, "still listed" means the DELETE was not applied.
+DEFAULT_LANDING_WINDOW = timedelta(hours=1)
 
 _OUTCOME_STATES = {
     Decision.RELEASED: RELEASED,
@@ -121,12 +134,14 @@ class ReleaseJournal(Protocol):
     ``intent`` is called before the DELETE, from the delete worker threads (so it must be
     thread-safe); if it raises, the DELETE is not sent and the allocation is reported as
     failed. ``outcome`` is called after all DELETEs of the type, from the run's thread, with
-    the final decision (``released``, ``quarantined``, ``already_gone`` or ``failed``).
+    the final decision (``released``, ``quarantined``, ``already_gone`` or ``failed``); it
+    returns ``False`` when the journal already holds a release event of this allocation, so
+    the run must not write a second one (``None`` or ``True``: the event is due).
     """
 
     def intent(self, entry: JournalEntry) -> None: ...
 
-    def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> None: ...
+    def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> bool | None: ...
 
 
 class NullJournal:
@@ -135,8 +150,8 @@ class NullJournal:
     def intent(self, entry: JournalEntry) -> None:
         return None
 
-    def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> None:
-        return None
+    def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> bool:
+        return True
 
 
 def release_event(entry: JournalEntry, quarantined: bool, static_tags: Mapping[str, str]) -> Point:
@@ -202,6 +217,9 @@ class RecoveryReport:
     quarantined: int = 0
     #: DELETEs whose outcome was unknown and that QRS shows were not applied.
     not_released: int = 0
+    #: DELETEs sent within the landing window whose allocation QRS still lists: they may still
+    #: land; asked again at the next run.
+    unconfirmed: int = 0
     #: Still unknown: QRS could not be asked; tried again before the next run.
     pending: int = 0
     #: Release events handed to the delivery (verified ones and ones a dead run left behind).
@@ -210,7 +228,13 @@ class RecoveryReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.released or self.quarantined or self.not_released or self.events)
+        return bool(
+            self.released
+            or self.quarantined
+            or self.not_released
+            or self.unconfirmed
+            or self.events
+        )
 
 
 class SqliteJournal:
@@ -218,7 +242,9 @@ class SqliteJournal:
 
     :param path: the file (created with its folder if missing), or ``":memory:"``.
     :param keep_days: finished rows older than this are deleted by :meth:`prune`.
-    :param clock: the time source for the rows' ``updated`` column and pruning.
+    :param clock: the time source for the rows' ``updated`` column, pruning and the landing
+        window.
+    :param landing_window: see :data:`DEFAULT_LANDING_WINDOW`.
     """
 
     def __init__(
@@ -227,9 +253,11 @@ class SqliteJournal:
         *,
         keep_days: int = DEFAULT_KEEP_DAYS,
         clock: Callable[[], datetime] | None = None,
+        landing_window: timedelta = DEFAULT_LANDING_WINDOW,
     ) -> None:
         self.path = None if str(path) == ":memory:" else Path(path)
         self.keep_days = keep_days
+        self.landing_window = landing_window
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         if self.path is not None:
@@ -310,9 +338,9 @@ class SqliteJournal:
     def intent(self, entry: JournalEntry) -> None:
         """Record a DELETE about to be sent; durable (fsync) before this returns.
 
-        An older unresolved intent for the same allocation is superseded: the run that
-        calls this has just seen QRS list the allocation, unquarantined, so that older
-        DELETE was not applied.
+        An older unresolved or unconfirmed DELETE of the same allocation is superseded: the
+        run that calls this has just seen QRS list the allocation, unquarantined, so that
+        DELETE was not applied yet (it may still land: see :meth:`outcome`).
         """
         now = self._now_text()
         with self._lock:
@@ -321,14 +349,14 @@ class SqliteJournal:
                     (
                         "UPDATE release_journal SET state = ?, detail = ?, updated = ?"
                         " WHERE allocation_id = ? COLLATE NOCASE AND license_type = ?"
-                        f" AND state IN ({_marks(UNRESOLVED)})",
+                        f" AND state IN ({_marks(SUPERSEDABLE)})",
                         (
                             SUPERSEDED,
-                            "QRS listed the allocation again: this DELETE was not applied",
+                            "QRS listed the allocation again: this DELETE was not applied (yet)",
                             now,
                             entry.allocation_id,
                             entry.license_type,
-                            *UNRESOLVED,
+                            *SUPERSEDABLE,
                         ),
                     ),
                     (
@@ -356,54 +384,76 @@ class SqliteJournal:
                 durable=True,
             )
 
-    def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> None:
-        """Record what the DELETE did. A ``failed`` one stays to be verified by recover().
+    def outcome(self, entry: JournalEntry, decision: Decision, detail: str = "") -> bool:
+        """Record what the DELETE did; returns whether its release event is due.
 
-        ``already_gone`` (404 at the first attempt) for an allocation whose earlier DELETE
-        was superseded means that earlier DELETE, sent by a run that died, reached QRS after
-        this run listed the allocation: that release happened, so its row becomes
-        ``released`` again and its event is sent before the next run.
+        A ``failed`` DELETE stays to be verified by recover(). One allocation gets at most one
+        release event, whichever of this agent's DELETEs removed it:
+
+        * ``released`` / ``quarantined``: this DELETE removed the allocation, so earlier ones
+          still lingering were not applied (``not_released``). If the journal already holds
+          a release of the allocation (QRS confirmed a removal twice), this row is recorded
+          ``already_gone`` and ``False`` is returned: no second event.
+        * ``already_gone`` (404 at the first attempt) for an allocation with a lingering
+          earlier DELETE means that DELETE, sent by a run that died, reached QRS after the
+          allocation was listed again: the newest such row becomes ``released`` and its event
+          is handed over at the end of this run (:func:`journaled`).
         """
         state = _OUTCOME_STATES.get(decision)
         if state is None:
             raise ValueError(f"not a DELETE outcome: {decision!r}")
         now = self._now_text()
-        statements: list[tuple[str, Sequence[Any]]] = [
-            (
-                "UPDATE release_journal SET state = ?, detail = ?, updated = ?"
-                " WHERE allocation_id = ? AND license_type = ? AND at_us = ? AND state = ?",
+        at_us = _to_us(entry.at)
+        due = True
+        with self._lock:
+            rows = self._rows_of(entry.allocation_id, entry.license_type)
+            others = [r for r in rows if not (r.state == INTENT and _to_us(r.entry.at) == at_us)]
+            recorded = next((r for r in others if r.state in EVENT_STATES), None)
+            lingering = [r for r in others if r.state in LINGERING]
+            statements: list[tuple[str, Sequence[Any]]] = []
+            if state in EVENT_STATES:
+                if recorded is not None:
+                    state, due = ALREADY_GONE, False
+                    detail = (
+                        "the journal already holds this allocation's release (row"
+                        f" {recorded.row_id}): no second event"
+                    )
+                why = "a later DELETE of this agent removed the allocation"
+                statements += [_set_state(r, NOT_RELEASED, why, now) for r in lingering]
+            elif state == ALREADY_GONE:
+                earlier = [r for r in lingering if _to_us(r.entry.at) < at_us]
+                if earlier and recorded is None:
+                    statements.append(
+                        _set_state(
+                            earlier.pop(),
+                            RELEASED,
+                            "the DELETE of an interrupted run reached QRS late (a later run"
+                            " found the allocation gone)",
+                            now,
+                            reset_event=True,
+                        )
+                    )
+                why = "another DELETE removed the allocation"
+                statements += [_set_state(r, NOT_RELEASED, why, now) for r in earlier]
+            statements.insert(
+                0,
                 (
-                    state,
-                    detail[:500],
-                    now,
-                    entry.allocation_id,
-                    entry.license_type,
-                    _to_us(entry.at),
-                    INTENT,
-                ),
-            )
-        ]
-        if state == ALREADY_GONE:
-            statements.append(
-                (
-                    "UPDATE release_journal SET state = ?, detail = ?, updated = ?, event_sent = 0"
-                    " WHERE id = (SELECT MAX(id) FROM release_journal WHERE allocation_id = ?"
-                    " COLLATE NOCASE AND license_type = ? AND state = ? AND at_us < ?)",
+                    "UPDATE release_journal SET state = ?, detail = ?, updated = ?"
+                    " WHERE allocation_id = ? AND license_type = ? AND at_us = ? AND state = ?",
                     (
-                        RELEASED,
-                        "the DELETE of an interrupted run reached QRS late (a later run found"
-                        " the allocation gone)",
+                        state,
+                        detail[:500],
                         now,
                         entry.allocation_id,
                         entry.license_type,
-                        SUPERSEDED,
-                        _to_us(entry.at),
+                        at_us,
+                        INTENT,
                     ),
-                )
+                ),
             )
-        with self._lock:
             # Not fsynced: losing this on power loss only means recover() asks QRS again.
             self._write(statements, durable=False)
+        return due
 
     # ----------------------------------------------------------------- events
 
@@ -443,9 +493,9 @@ class SqliteJournal:
         """Whether some DELETE's outcome is unknown or some release event was not handed over."""
         with self._lock:
             row = self._db.execute(
-                f"SELECT COUNT(*) FROM release_journal WHERE state IN ({_marks(UNRESOLVED)})"
+                f"SELECT COUNT(*) FROM release_journal WHERE state IN ({_marks(OPEN)})"
                 f" OR (state IN ({_marks(EVENT_STATES)}) AND event_sent = 0)",
-                (*UNRESOLVED, *EVENT_STATES),
+                (*OPEN, *EVENT_STATES),
             ).fetchone()
         return bool(row[0])
 
@@ -473,11 +523,13 @@ class SqliteJournal:
         if report.changed:
             logger.warning(
                 "release journal: an earlier run was interrupted or could not confirm its"
-                " deletes; QRS shows {} of them released, {} quarantined, {} not released;"
+                " deletes; QRS shows {} of them released, {} quarantined, {} not released,"
+                " {} still listed but sent too recently to rule out (asked again next run);"
                 " {} release event(s) handed to delivery",
                 report.released,
                 report.quarantined,
                 report.not_released,
+                report.unconfirmed,
                 report.events,
             )
         return report
@@ -486,49 +538,101 @@ class SqliteJournal:
         from agent.qrs import QrsAuthError, QrsConnectionError, QrsTimeout, QrsTlsError
 
         unreachable = (QrsConnectionError, QrsTimeout, QrsTlsError, QrsAuthError)
-        records = self.records(UNRESOLVED)
-        for index, record in enumerate(records):
-            entry = record.entry
+        groups: dict[tuple[str, str], list[JournalRecord]] = {}
+        for record in self.records(OPEN):
+            key = (record.entry.allocation_id.lower(), record.entry.license_type)
+            groups.setdefault(key, []).append(record)
+        remaining = sum(len(rows) for rows in groups.values())
+        for rows in groups.values():
+            entry = rows[-1].entry
             try:
+                # One question per allocation, however many of this agent's DELETEs it had.
                 found = qrs.get_allocation(entry.resource, entry.allocation_id)
             except unreachable as exc:
                 # QRS is down: asking about the others would only fail the same way.
-                report.pending += len(records) - index
+                report.pending += remaining
                 logger.info(
                     "release journal: {} delete(s) of an earlier run still to verify; QRS"
                     " cannot be asked now ({}); trying again before the next run",
-                    len(records) - index,
+                    remaining,
                     exc,
                 )
                 return
             except Exception as exc:  # a malformed answer about this one: ask again next time
-                report.pending += 1
+                report.pending += len(rows)
+                remaining -= len(rows)
                 report.errors.append(
                     f"cannot verify the DELETE of {entry.license_type} allocation"
                     f" {entry.allocation_id} ({entry.user}): {type(exc).__name__}: {exc}"
                 )
                 logger.warning("release journal: {}", report.errors[-1])
                 continue
-            if found is None:
-                state, detail = RELEASED, "verified later: QRS no longer lists the allocation"
-                report.released += 1
-            elif isinstance(found, Mapping) and found.get("quarantined") is True:
-                state, detail = QUARANTINED, "verified later: QRS quarantined the allocation"
-                report.quarantined += 1
-            else:
-                state, detail = NOT_RELEASED, "verified later: QRS still lists the allocation"
-                report.not_released += 1
+            remaining -= len(rows)
             with self._lock:
-                self._write(
-                    [
-                        (
-                            "UPDATE release_journal SET state = ?, detail = ?, updated = ?"
-                            " WHERE id = ? AND state = ?",
-                            (state, detail, self._now_text(), record.row_id, record.state),
-                        )
-                    ],
-                    durable=True,
+                self._write(self._settle(rows, found, report), durable=True)
+
+    def _settle(
+        self, rows: list[JournalRecord], found: Any, report: RecoveryReport
+    ) -> list[tuple[str, Sequence[Any]]]:
+        """The updates for one allocation's open rows, given what QRS answered about it.
+
+        Gone (or quarantined): the newest of these DELETEs gets the allocation's one event,
+        unless the journal already holds one. Still listed: a DELETE sent within the landing
+        window may still land (``unconfirmed``, asked again next run); an older one was not
+        applied.
+        """
+        now = self._clock()
+        now_text = now.astimezone(UTC).isoformat()
+        gone = found is None
+        quarantined = isinstance(found, Mapping) and found.get("quarantined") is True
+        if gone or quarantined:
+            newest = rows[-1]
+            recorded = [
+                r
+                for r in self._rows_of(newest.entry.allocation_id, newest.entry.license_type)
+                if r.state in EVENT_STATES
+            ]
+            if recorded:
+                why = f"the journal already holds this allocation's release (row {recorded[0].row_id})"
+                return [_set_state(r, NOT_RELEASED, why, now_text) for r in rows]
+            if gone:
+                report.released += 1
+                state, why = RELEASED, "verified later: QRS no longer lists the allocation"
+            else:
+                report.quarantined += 1
+                state, why = QUARANTINED, "verified later: QRS quarantined the allocation"
+            other = "another DELETE of this agent removed the allocation"
+            return [
+                _set_state(newest, state, why, now_text, reset_event=True),
+                *(_set_state(r, NOT_RELEASED, other, now_text) for r in rows[:-1]),
+            ]
+        updates = []
+        for r in rows:
+            if now - r.entry.at > self.landing_window:
+                report.not_released += 1
+                why = "verified later: QRS still lists the allocation"
+                updates.append(_set_state(r, NOT_RELEASED, why, now_text))
+                continue
+            report.unconfirmed += 1
+            if r.state in UNRESOLVED:
+                why = (
+                    "QRS still lists the allocation, but the DELETE may still land: asked"
+                    " again at the next run"
                 )
+                updates.append(_set_state(r, UNCONFIRMED, why, now_text))
+        return updates
+
+    def send_events(self, delivery: EventSink, static_tags: Mapping[str, str]) -> int:
+        """Hand every release event not handed over yet to ``delivery``; never raises.
+
+        Returns how many were handed over (a failure is logged; they wait for the next run).
+        """
+        report = RecoveryReport()
+        try:
+            self._send_events(delivery, static_tags, report)
+        except Exception as exc:
+            logger.error("release journal: cannot send pending release events: {}", exc)
+        return report.events
 
     def _send_events(
         self, delivery: EventSink, static_tags: Mapping[str, str], report: RecoveryReport
@@ -557,11 +661,7 @@ class SqliteJournal:
     ) -> list[JournalRecord]:
         """Rows in the order they were written, optionally only those in ``states`` (and,
         with ``unsent_only``, only those whose event was not handed over yet)."""
-        query = (
-            "SELECT id, site, license_type, resource, allocation_id, user, days_since_last_use,"
-            " last_used, at_us, state, detail, event_sent, run_id, owner_id"
-            " FROM release_journal WHERE 1"
-        )
+        query = f"SELECT {_COLUMNS} FROM release_journal WHERE 1"
         params: tuple[Any, ...] = ()
         if states is not None:
             query += f" AND state IN ({_marks(states)})"
@@ -570,6 +670,15 @@ class SqliteJournal:
             query += " AND event_sent = 0"
         with self._lock:
             rows = self._db.execute(query + " ORDER BY id", params).fetchall()
+        return [_record(row) for row in rows]
+
+    def _rows_of(self, allocation_id: str, license_type: str) -> list[JournalRecord]:
+        """Every row of one allocation, oldest first; the caller holds the lock."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM release_journal WHERE allocation_id = ? COLLATE NOCASE"
+            " AND license_type = ? ORDER BY id",
+            (allocation_id, license_type),
+        ).fetchall()
         return [_record(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
@@ -590,9 +699,9 @@ class SqliteJournal:
                 [
                     (
                         "DELETE FROM release_journal WHERE updated < ?"
-                        f" AND state NOT IN ({_marks(UNRESOLVED)})"
+                        f" AND state NOT IN ({_marks(OPEN)})"
                         f" AND NOT (state IN ({_marks(EVENT_STATES)}) AND event_sent = 0)",
-                        (cutoff, *UNRESOLVED, *EVENT_STATES),
+                        (cutoff, *OPEN, *EVENT_STATES),
                     )
                 ],
                 durable=False,
@@ -673,9 +782,31 @@ def journaled(
             sink = active.sink(delivery) if delivery is not None else None
             active.recover(qrs, sink, site.static_tags(FEATURE_LICENSE_RELEASE))
         yield active, sink
+        if isinstance(active, SqliteJournal) and sink is not None:
+            # A DELETE of a dead run that this run found had landed late (its own DELETE got
+            # a 404) is released now: hand its event over now, not one run later.
+            active.send_events(sink, site.static_tags(FEATURE_LICENSE_RELEASE))
     finally:
         if own and isinstance(active, SqliteJournal):
             active.close()
+
+
+_COLUMNS = (
+    "id, site, license_type, resource, allocation_id, user, days_since_last_use, last_used,"
+    " at_us, state, detail, event_sent, run_id, owner_id"
+)
+
+
+def _set_state(
+    record: JournalRecord, state: str, detail: str, now: str, *, reset_event: bool = False
+) -> tuple[str, Sequence[Any]]:
+    """Move one row on, only from the state it was read in (a concurrent change wins)."""
+    event = ", event_sent = 0" if reset_event else ""
+    return (
+        f"UPDATE release_journal SET state = ?, detail = ?, updated = ?{event}"
+        " WHERE id = ? AND state = ?",
+        (state, detail[:500], now, record.row_id, record.state),
+    )
 
 
 def _marks(values: Sequence[Any]) -> str:

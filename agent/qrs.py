@@ -66,10 +66,13 @@ _RESOURCE_RE = re.compile(r"^[a-z][a-z0-9]*$")
 
 
 class DeleteOutcome(str, enum.Enum):
-    #: QRS accepted the DELETE (the allocation is gone, or quarantined if used within 7 days).
+    #: QRS answered 204: the allocation is gone (or quarantined if used within 7 days).
     DELETED = "deleted"
     #: QRS answered 404 to the first attempt: someone else removed it already.
     NOT_FOUND = "not_found"
+    #: Another 2xx (202 Accepted, 200): QRS did not confirm the removal; the caller must ask
+    #: (``get_allocation``) before counting it as released.
+    UNCONFIRMED = "unconfirmed"
 
 
 @dataclass(frozen=True)
@@ -290,7 +293,9 @@ class QrsClient:
         if response.status_code == 404:
             # A 404 after an attempt whose answer we never saw: that attempt did the work.
             return DeleteOutcome.DELETED if uncertain else DeleteOutcome.NOT_FOUND
-        return DeleteOutcome.DELETED
+        if response.status_code == 204:
+            return DeleteOutcome.DELETED
+        return DeleteOutcome.UNCONFIRMED
 
     def create_allocation(self, resource: str, user_id: str) -> dict[str, Any]:
         """``POST /qrs/license/<resource>`` with ``{"user": {"id": user_id}}``: allocate the

@@ -116,6 +116,9 @@ class ReleaseQrs(Protocol):
 
     def delete_allocation(self, resource: str, allocation_id: str) -> Any: ...
 
+    #: Only asked when a DELETE was answered without a 204 (``None``: QRS answered 404).
+    def get_allocation(self, resource: str, allocation_id: str) -> Mapping[str, Any] | None: ...
+
     def access_type_overview(self) -> Mapping[str, Any]: ...
 
     def server_clock(self) -> ServerClock | None: ...
@@ -1331,6 +1334,8 @@ def _release_type(
                 )
             elif outcome is DeleteOutcome.DELETED:
                 done = _Deleted(candidate, entry, Decision.RELEASED)
+            elif outcome is DeleteOutcome.UNCONFIRMED:
+                done = _confirm(qrs, candidate, entry)
             else:
                 done = _Deleted(
                     candidate, entry, Decision.FAILED, f"unexpected DELETE outcome {outcome!r}"
@@ -1365,6 +1370,19 @@ def _release_type(
     static_tags = site.static_tags(FEATURE_LICENSE_RELEASE)
     for done in results:
         allocation = done.candidate.allocation
+        if done.decision is not Decision.KEPT:  # a DELETE was sent: the journal learns how it went
+            try:
+                # False: the journal already holds this allocation's release event (one per
+                # allocation, whichever DELETE removed it).
+                if journal.outcome(done.entry, done.decision, done.detail) is False:
+                    done.decision = Decision.ALREADY_GONE
+                    done.detail = "already released by an earlier run (the release journal has it)"
+            except Exception as exc:
+                logger.error(
+                    "the release journal could not record the outcome of {}: {}",
+                    allocation.id,
+                    exc,
+                )
         reasons: tuple[Reason, ...] = ()
         if done.decision is Decision.FAILED:
             reasons = (Reason(STEP_DELETE, done.detail),)
@@ -1384,18 +1402,41 @@ def _release_type(
                 _user_name(done.candidate),
             )
         )
-        if done.decision is Decision.KEPT:
-            continue  # never sent: nothing for the journal
-        try:
-            journal.outcome(done.entry, done.decision, done.detail)
-        except Exception as exc:
-            logger.error(
-                "the release journal could not record the outcome of {}: {}", allocation.id, exc
-            )
         if done.decision in (Decision.RELEASED, Decision.QUARANTINED):
             run.events.append(
                 release_event(done.entry, done.decision is Decision.QUARANTINED, static_tags)
             )
+
+
+def _confirm(qrs: ReleaseQrs, candidate: Candidate, entry: JournalEntry) -> _Deleted:
+    """QRS answered the DELETE with a 2xx other than 204: ask it whether the allocation is gone.
+
+    Only a removal QRS confirms is counted and gets an event; otherwise the DELETE is a failure
+    whose row the journal keeps asking about (it may still be applied later).
+    """
+    try:
+        found = qrs.get_allocation(entry.resource, entry.allocation_id)
+    except Exception as exc:
+        return _Deleted(
+            candidate,
+            entry,
+            Decision.FAILED,
+            "QRS did not confirm the DELETE (no 204) and could not be asked whether the"
+            f" allocation is gone ({type(exc).__name__}: {exc}); the next run checks again",
+        )
+    if found is None:
+        return _Deleted(candidate, entry, Decision.RELEASED)
+    if isinstance(found, Mapping) and found.get("quarantined") is True:
+        return _Deleted(
+            candidate, entry, Decision.QUARANTINED, "QRS put the allocation into its quarantine"
+        )
+    return _Deleted(
+        candidate,
+        entry,
+        Decision.FAILED,
+        "QRS accepted the DELETE without confirming it (no 204) and still lists the allocation:"
+        " not counted as released; the next run checks again",
+    )
 
 
 def _mark_quarantined(
