@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from agent.logging import mask_secrets
 from agent.models import Destination, DestinationError, Point
 from agent.outbox import DEFAULT_MAX_ROWS, Dropped, Outbox
 
@@ -186,13 +187,15 @@ class Delivery:
                 result.written += len(written)
                 result.rejected += len(dropped)
                 result.failed += len(rows) - len(written) - len(dropped)
-                result.error = str(exc) or type(exc).__name__
+                # A destination's error may quote what its server echoed: masked once, here,
+                # for the run summary, the report and the heartbeat alike.
+                result.error = mask_secrets(str(exc)) or type(exc).__name__
                 if len(written) + len(dropped) < len(rows):
                     break  # keep the order: later points wait behind the failed ones
                 continue
             except Exception as exc:  # a bug in a plugin: same isolation, louder message
                 result.failed += len(rows)
-                result.error = f"unexpected {type(exc).__name__}: {exc}"
+                result.error = mask_secrets(f"unexpected {type(exc).__name__}: {exc}")
                 break
             self.outbox.remove([i for i, _ in rows])
             result.written += len(rows)

@@ -8,11 +8,15 @@ INFO. ``logging.file`` adds a file with loguru's ``rotation`` and ``retention``;
 when there is no file.
 
 Secrets never reach a sink: a loguru patcher masks every value registered with
-:func:`register_secret` (setup registers the config's InfluxDB password and token and the
-secret-looking plugin settings) and any ``Authorization:`` / ``Bearer`` / ``Token`` credential
-or ``password=`` / ``token=`` query parameter, in the message, in ``extra`` values and in the
-text of a logged exception. Handlers run with ``diagnose=False`` so tracebacks never print
-local variables (which may hold a password).
+:func:`register_secret` (setup registers the config's InfluxDB password and token, every QRS
+header value but ``X-Qlik-User`` of every site, and the secret-looking plugin settings; the QRS
+client and the InfluxDB destination register theirs too) and any credential-looking text
+(``Authorization:``, ``Bearer``, ``Cookie:``, ``X-Api-Key``-style header lines and JSON entries,
+``password=`` / ``token=`` query parameters), in the message, in ``extra`` values and in the
+text of a logged exception. It also escapes control characters in the message
+(:func:`agent.text.printable`): QRS data there cannot forge a log line or reach a terminal.
+Handlers run with ``diagnose=False`` so tracebacks never print local variables (which may hold
+a password).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
 from loguru import logger
+
+from agent.text import printable
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -51,11 +57,23 @@ FILE_FORMAT = (
     "{time:YYYY-MM-DD HH:mm:ss.SSSZZ} | {level: <8} | {thread.name} | {name}:{line} | {message}"
 )
 
-# Credentials that can appear in any text: HTTP headers, and secrets in URL query strings.
+#: Header and field names whose values are credentials: Authorization, Cookie, X-Api-Key,
+#: X-Auth-Token, session ids, passwords...
+_CREDENTIAL_NAME = (
+    r"[\w-]*(?:authorization|cookie|api[_-]?key|token|secret|password|passwd|session)[\w-]*"
+)
+
+# Credentials that can appear in any text (a server that echoes the request in its error body,
+# a logged URL): header lines, JSON or Python dict entries, and URL query parameters.
 _CREDENTIAL_PATTERNS = (
     re.compile(r"(?i)(authorization\s*[:=]\s*['\"]?)(?:(?:bearer|token|basic)\s+)?[^\s'\",;}]+"),
     re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"(?i)([?&](?:p|password|token|access_token|apikey|api_key)=)[^&\s'\"]+"),
+    # "X-Api-Key": "value" and 'Cookie': 'a=1; b=2' (JSON and Python reprs of headers).
+    re.compile(rf"(?i)(\"{_CREDENTIAL_NAME}\"\s*:\s*\")[^\"]+"),
+    re.compile(rf"(?i)('{_CREDENTIAL_NAME}'\s*:\s*')[^']+"),
+    # A header line: "Cookie: a=1; b=2" up to the end of the line.
+    re.compile(rf"(?im)(^[ \t]*{_CREDENTIAL_NAME}[ \t]*:[ \t]*)\S[^\r\n]*"),
 )
 
 #: Setting names whose values are treated as secrets (plugin settings, headers).
@@ -105,8 +123,13 @@ class _SecretMasker:
         return value
 
     def patch(self, record: Any) -> None:
-        """The loguru patcher: runs on every record before any sink sees it."""
-        record["message"] = self.mask(record["message"])
+        """The loguru patcher: runs on every record before any sink sees it.
+
+        Besides masking, it escapes control characters: a message holds QRS data (user ids,
+        names, error bodies), and a newline there must not start a forged log line nor an
+        escape sequence reach a terminal.
+        """
+        record["message"] = printable(self.mask(record["message"]))
         if record["extra"]:
             record["extra"].update({k: self._mask_value(v) for k, v in record["extra"].items()})
         exception = record["exception"]
@@ -124,7 +147,7 @@ class _SecretMasker:
             self.mask_exception(context, seen) if context and id(context) not in seen else context
         )
         text = str(exc)
-        masked = self.mask(text)
+        masked = printable(self.mask(text))
         if masked == text and new_cause is cause and new_context is context:
             return exc
         stand_in = _masked_type(type(exc))(masked)
@@ -176,13 +199,26 @@ def _install_patcher() -> None:
         _patcher_installed.set()
 
 
+#: The one configured header that is not a credential: it names the account QRS acts as (the
+#: client certificate is the credential), and `config check` shows it.
+_QLIK_USER_HEADER = "x-qlik-user"
+
+
+def header_secrets(headers: Iterable[Any]) -> list[str]:
+    """The values of configured QRS headers (``name``/``value`` items) that are secrets: all of
+    them (``Authorization``, ``Cookie``, ``X-Api-Key``, any custom one) but ``X-Qlik-User``."""
+    return [h.value for h in headers if str(h.name).strip().lower() != _QLIK_USER_HEADER]
+
+
 def config_secrets(config: AgentConfig) -> list[str]:
     """The secret values in a config: InfluxDB password and token, secret-looking plugin
-    settings and QRS header values (such as an ``Authorization`` header)."""
+    settings and every QRS header value but ``X-Qlik-User``, of every site."""
     butler = config.butler
     values = [butler.influx_db.auth.password, butler.influx_db.token]
-    if butler.config_qrs is not None:
-        values += [h.value for h in butler.config_qrs.headers.static if _SECRET_NAME.search(h.name)]
+    connections = [butler.config_qrs] + [site.config_qrs for site in config.agent.sites]
+    for qrs in connections:
+        if qrs is not None:
+            values += header_secrets(qrs.headers.static)
     values += list(_secret_settings(config.agent.plugins.settings))
     return [v for v in values if v]
 
@@ -284,6 +320,7 @@ def _unknown_butler_level(config: AgentConfig, override: str | None) -> bool:
 __all__ = [
     "MASK",
     "config_secrets",
+    "header_secrets",
     "mask_secrets",
     "register_secret",
     "resolve_level",

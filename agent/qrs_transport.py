@@ -50,6 +50,7 @@ from agent import __version__
 from agent.certificates import diagnose_client_files, validity_period
 from agent.clockskew import ServerClock, read_date_header
 from agent.config import SiteConfig
+from agent.logging import header_secrets, mask_secrets, register_secret
 from agent.models import decode_json
 
 #: Exponential backoff: the n-th retry waits up to BASE * 2**(n-1) seconds, never more than CAP.
@@ -246,6 +247,10 @@ class QrsTransport:
             self._session.mount("https://", adapter)
             self._session.mount("http://", adapter)
         self._session.headers.update(self._static_headers())
+        # Header values are credentials (a server may echo them in an error body): masked in
+        # every excerpt and log line, whether or not the command set up logging.
+        for secret in header_secrets(qrs.headers.static):
+            register_secret(secret)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -677,7 +682,8 @@ def _final(error: QrsError, attempts: int) -> QrsError:
 
 def short_excerpt(text: str) -> str:
     """One line, at most 200 characters: enough to recognise a QRS message."""
-    flat = " ".join((text or "").split())
+    # Masked before it is cut, so no part of a secret the server echoed can show.
+    flat = mask_secrets(" ".join((text or "").split()))
     return flat if len(flat) <= BODY_EXCERPT_CHARS else flat[: BODY_EXCERPT_CHARS - 3] + "..."
 
 

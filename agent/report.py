@@ -20,11 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from agent.logging import mask_secrets
 from agent.models import AllocationDecision, Decision, format_qrs_time
 from agent.plan import plan_block
 from agent.release import ReleaseResult
 from agent.restore import RestoreResult
 from agent.runs import RunRecord
+from agent.text import CELL_WIDTH, printable
 
 #: The order decisions are listed in: what changed first, then what was kept and why.
 DECISION_ORDER = {
@@ -78,9 +80,9 @@ def report_document(result: ReleaseResult) -> dict[str, Any]:
             "plan_applied": result.plan_applied,
             "thresholds": result.thresholds(),
             "counts": result.counts(),
-            "aborted": result.aborted,
+            "aborted": mask_secrets(result.aborted) if result.aborted else result.aborted,
             "limit_note": result.limit_note,
-            "errors": list(result.errors),
+            "errors": [mask_secrets(e) for e in result.errors],
             "events": len(result.events),
         },
         "decisions": [d.to_dict() for d in sorted_decisions(result.decisions, _type_order(result))],
@@ -114,12 +116,18 @@ def write_documents(documents: Sequence[dict[str, Any]], path: Path) -> None:
 
 # --------------------------------------------------------------------------- console
 
+#: The REASONS column of ``--explain`` is cut to this many characters.
+REASONS_WIDTH = 200
+
 
 def format_table(rows: Sequence[Sequence[str]], numeric: Sequence[bool] | None = None) -> str:
     """Plain aligned columns; the first row is the header. Numeric columns align right."""
     if not rows:
         return ""
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    # Cells may hold QRS data: a newline or an escape sequence there must not act on the
+    # terminal nor break the table's lines.
+    rows = [[printable(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     numeric = numeric or [False] * len(widths)
     lines = []
     for row in rows:
@@ -183,14 +191,14 @@ def summary_text(result: ReleaseResult) -> str:
         lines.append("(an allocation kept by several rules counts once under each)")
     for t in result.types:
         if t.error:
-            lines.append(f"! {t.license_type}: {t.error}")
+            lines.append(f"! {t.license_type}: {printable(t.error)}")
     if result.limit_note:
         lines.append(f"Safety limit: {result.limit_note}")
     if result.aborted:
-        lines.append(f"! run stopped: {result.aborted}")
+        lines.append(f"! run stopped: {printable(result.aborted)}")
     for error in result.errors:
         if not any(error == t.error for t in result.types):
-            lines.append(f"! {error}")
+            lines.append(f"! {printable(error)}")
     return "\n".join(lines)
 
 
@@ -202,15 +210,17 @@ def explain_text(result: ReleaseResult) -> str:
         last_used = format_qrs_time(a.last_used)[:10] if a.last_used else "never"
         owner = a.owner + (" (deleted)" if a.user is None else "")
         reasons = "; ".join(f"{r.rule}: {r.reason}" for r in d.reasons)
+        # Cut so one long name cannot widen every row (a 10 MB name made a 52 MB table);
+        # the JSON report keeps the whole value.
         rows.append(
             [
-                a.license_type,
+                printable(a.license_type, CELL_WIDTH),
                 d.decision.value,
-                owner,
-                d.user_name or (a.user.name if a.user else ""),
+                printable(owner, CELL_WIDTH),
+                printable(d.user_name or (a.user.name if a.user else ""), CELL_WIDTH),
                 last_used,
                 str(d.days_since_last_use),
-                reasons,
+                printable(reasons, REASONS_WIDTH),
             ]
         )
     if len(rows) == 1:

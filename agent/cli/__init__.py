@@ -11,10 +11,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 
 from agent import __version__
+from agent.cli.common import print_error
 from agent.config import ConfigError
+from agent.logging import mask_secrets
+from agent.text import printable_lines
 
 #: Command modules under ``agent.cli``; each has ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -73,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         if exc.warnings:
             # Shown with the errors: a warning such as "configQrs: unknown key, did you mean
             # configQRS?" is often the cause of an error.
@@ -83,3 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        # A bug: the traceback is for us, but its messages may quote a secret or QRS data.
+        text = "".join(traceback.format_exception(*sys.exc_info()))
+        print(printable_lines(mask_secrets(text)), file=sys.stderr, end="")
+        return EXIT_FAILURE

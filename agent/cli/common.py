@@ -1,15 +1,19 @@
-"""Helpers every command shares: finding and loading the config, setting up logging."""
+"""Helpers every command shares: finding and loading the config, setting up logging, and the
+``error:`` line."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import DEFAULT_CONFIG, ENV_VAR, AgentConfig, ConfigError, SiteConfig
+from agent.logging import mask_secrets
 from agent.plugins import load_config
+from agent.text import CELL_WIDTH, printable, printable_lines
 
 if TYPE_CHECKING:
     from agent.monitor import OverviewRow
@@ -56,7 +60,7 @@ def license_table(rows: Sequence[OverviewRow]) -> str:
     table = [("TYPE", "TOTAL", "ALLOCATED", "USED", "QUARANTINED", "AVAILABLE")]
     for row in rows:
         values = (row.total, row.allocated, row.used, row.quarantined, row.available)
-        table.append((row.license_type, *(_number(v) for v in values)))
+        table.append((printable(row.license_type, CELL_WIDTH), *(_number(v) for v in values)))
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     return "\n".join(
         "  ".join(
@@ -71,3 +75,19 @@ def _number(value: float | None) -> str:
     if value is None:
         return "-"
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def print_error(message: object) -> None:
+    """A command's ``error:`` line on stderr, secrets masked and control characters escaped:
+    the message may quote what a server answered (which may echo the request's headers) or
+    QRS data. Only a :class:`ConfigError`, the agent's own list of problems, keeps its line
+    breaks."""
+    text = mask_secrets(str(message))
+    shown = printable_lines(text) if isinstance(message, ConfigError) else printable(text)
+    print(f"error: {shown}", file=sys.stderr)
+
+
+def safe_text(text: object, limit: int | None = None) -> str:
+    """Text for the console that may hold QRS data or a server's answer: masked, escaped and,
+    with ``limit``, cut to that many characters."""
+    return printable(mask_secrets(str(text)), limit)

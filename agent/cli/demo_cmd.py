@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from agent.cli import main
+from agent.cli.common import print_error
 from agent.demo import DEFAULT_DIR, DEFAULT_USERS, DemoError, run_demo
 
 
@@ -71,5 +72,5 @@ def run(args: argparse.Namespace) -> int:
             run_command=main,
         )
     except DemoError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 2

@@ -15,8 +15,16 @@ import json
 import sys
 from dataclasses import asdict
 
-from agent.cli.common import license_table, load_config_for, setup_logging_for, sites_or_error
+from agent.cli.common import (
+    license_table,
+    load_config_for,
+    print_error,
+    safe_text,
+    setup_logging_for,
+    sites_or_error,
+)
 from agent.delivery import Delivery, DeliveryReport
+from agent.logging import mask_secrets
 from agent.monitor import MonitorResult, run_monitor
 from agent.outbox import OutboxError
 from agent.plugins import build_plugin_host
@@ -56,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         delivery = Delivery.from_config(config, host)
     except OutboxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1
     code = 0
     results = []
@@ -65,13 +73,13 @@ def run(args: argparse.Namespace) -> int:
             try:
                 client = QrsClient(site)
             except QrsCertificateFileError as exc:
-                print(f"error: {exc}", file=sys.stderr)
+                print_error(exc)
                 return 2
             with client:
                 result = run_monitor(site, client, host, delivery, config=config)
             results.append(result)
             if result.error:
-                print(f"error: {site.qrs.base_url}: {result.error}", file=sys.stderr)
+                print_error(f"{site.qrs.base_url}: {result.error}")
                 code = 1
             elif not args.json:
                 print(format_result(result, delivery))
@@ -79,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         delivery.close()
         host.shutdown(config)
     if args.json:
-        print(json.dumps([_to_json(r) for r in results], indent=2))
+        print(mask_secrets(json.dumps([_to_json(r) for r in results], indent=2)))
     return code
 
 
@@ -91,10 +99,12 @@ def format_delivery(report: DeliveryReport | None, destinations: int) -> str:
         )
     lines = ["Destinations:"]
     for dest in report.destinations:
+        # A destination's words may quote its server, which may echo the token it was sent.
+        name, where = safe_text(dest.name), safe_text(dest.description)
         if dest.ok:
-            lines.append(f"  {dest.name}: {dest.written} points written to {dest.description}")
+            lines.append(f"  {name}: {dest.written} points written to {where}")
             continue
-        lines.append(f"  {dest.name}: FAILED ({dest.description}): {dest.error}")
+        lines.append(f"  {name}: FAILED ({where}): {safe_text(dest.error)}")
         if dest.written:
             lines.append(f"      {dest.written} points written")
         if dest.rejected:
@@ -113,7 +123,7 @@ def format_result(result: MonitorResult, delivery: Delivery) -> str:
     parts = [f"License overview of {result.site} at {when}", "", license_table(result.rows), ""]
     parts.append(format_delivery(result.delivery, len(delivery.destinations)))
     for name, error in result.plugin_errors.items():
-        parts.append(f"plugin {name} failed: {error}")
+        parts.append(f"plugin {name} failed: {safe_text(error)}")
     return "\n".join(parts)
 
 

@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from agent.certificates import connection_security
-from agent.cli.common import license_table, load_config_for, setup_logging_for, sites_or_error
+from agent.cli.common import (
+    license_table,
+    load_config_for,
+    print_error,
+    safe_text,
+    setup_logging_for,
+    sites_or_error,
+)
 from agent.clockskew import ServerClock, check_clock, describe
 from agent.config import SiteConfig
 from agent.monitor import overview_rows
@@ -76,14 +82,14 @@ def _check_site(
     try:
         client = QrsClient(site)
     except QrsCertificateFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 2, None
     with client:
         try:
             about = client.about()
             overview = client.access_type_overview()
         except QrsError as exc:
-            print(f"error: cannot use QRS at {site.qrs.base_url}: {exc}", file=sys.stderr)
+            print_error(f"cannot use QRS at {site.qrs.base_url}: {exc}")
             return 1, None
         reading = client.server_clock()
     if args.json:
@@ -92,8 +98,8 @@ def _check_site(
         f"QRS {site.qrs.base_url} as '{client.qlik_user}': connected"
         f" ({connection_security(site.qrs)})"
     )
-    version = about.get("buildVersion") or "unknown"
-    built = f" (built {about['buildDate']})" if about.get("buildDate") else ""
+    version = safe_text(about.get("buildVersion") or "unknown", 80)
+    built = f" (built {safe_text(about['buildDate'], 80)})" if about.get("buildDate") else ""
     print(f"Qlik Sense repository version {version}{built}")
     print(clock_line(reading, site))
     print()

@@ -18,7 +18,7 @@ from typing import Any
 
 from loguru import logger
 
-from agent.cli.common import load_config_for, setup_logging_for, sites_or_error
+from agent.cli.common import load_config_for, print_error, setup_logging_for, sites_or_error
 from agent.config import ConfigError
 from agent.config_warnings import config_warnings
 from agent.models import DEFAULT_REPORT_FILE, UTC, QrsDataError, parse_qrs_time
@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
             except QrsCertificateFileError as exc:
                 raise ConfigError([str(exc)]) from None
             except (LockBusy, JournalError) as exc:
-                print(f"error: {exc}", file=sys.stderr)
+                print_error(exc)
                 code = 1
                 continue
             finally:
@@ -329,7 +329,7 @@ def run_restore_command(args: argparse.Namespace) -> int:
             except QrsCertificateFileError as exc:
                 raise ConfigError([str(exc)]) from None
             except (LockBusy, JournalError) as exc:
-                print(f"error: {exc}", file=sys.stderr)
+                print_error(exc)
                 code = 1
                 continue
             results.append(result)

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from agent.cli.common import load_config_for
+from agent.cli.common import load_config_for, print_error
 from agent.htmlreport import ReportError, build_report
 from agent.models import DEFAULT_REPORT_FILE
 
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = build_report(db, args.out, decisions, site=args.site or site)
     except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1
     except OSError as exc:
         print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)

@@ -12,7 +12,6 @@ import argparse
 import importlib
 import inspect
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from typing import Any
 from loguru import logger
 
 from agent.certificates import check_files
-from agent.cli.common import load_config_for, setup_logging_for
+from agent.cli.common import load_config_for, print_error, setup_logging_for
 from agent.config import AgentConfig, ConfigError
 from agent.config_warnings import config_warnings
 from agent.delivery import Delivery
@@ -156,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         for name, _ in builtin_jobs:
             resolve_job(name)  # fail now, clearly, rather than at every scheduled run
     except JobUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1
     # One delivery for the agent's life: destinations that serve (Prometheus) stay up and
     # keep their counters, and pending outbox rows are sent before the first run.

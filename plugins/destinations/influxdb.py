@@ -33,6 +33,7 @@ from influxdb_client import WritePrecision
 from loguru import logger
 
 from agent.hookspecs import hookimpl
+from agent.logging import mask_secrets, register_secret
 from agent.models import (
     FEATURE_LICENSE_MONITOR,
     FEATURE_LICENSE_RELEASE,
@@ -75,7 +76,8 @@ def line_protocol(point: Point) -> str:
 
 
 def _short(text: str, limit: int = 200) -> str:
-    text = " ".join((text or "").split())
+    # Masked before it is cut: a server may echo the token or password it was sent.
+    text = mask_secrets(" ".join((text or "").split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -107,6 +109,8 @@ class _InfluxBase:
         self.settings = settings
         self.features = features
         self.where = f"{settings.host_ip}:{settings.host_port}"
+        register_secret(settings.token)
+        register_secret(settings.auth.password)
         if settings.use_https and not settings.verify_tls:
             # The config check warns at start, in words; urllib3 would repeat it per request.
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)

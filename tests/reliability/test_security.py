@@ -4,6 +4,7 @@ loopback, a warning for a client key others can read, and no secret in any outpu
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -346,3 +348,218 @@ def test_secret_values_are_masked_even_when_logged_by_mistake(simulator, certs, 
             logger.opt(exception=exc).error("webhook failed: {}", exc)
     assert lines and not any(PLUGIN_TOKEN in x.message or BEARER in x.message for x in lines)
     assert loud(lines)
+
+
+# --------------------------------------------------------------------------- servers that echo
+
+
+class EchoServer:
+    """A loopback HTTP server of the test's own that answers every request with ``status`` and
+    an InfluxDB-style JSON error whose message echoes the request's headers, ``first`` ones
+    first (as some proxies and misconfigured servers do): the agent must not pass it on."""
+
+    def __init__(self, status: int, first: Sequence[str]) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+        self.received: list[dict[str, str]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                headers = dict(self.headers.items())
+                outer.received.append(headers)
+                order = [n for n in first if n in headers] + [n for n in headers if n not in first]
+                echoed = "; ".join(f"{name}: {headers[name]}" for name in order)
+                body = json.dumps({"code": "unauthorized", "message": f"denied {echoed}"})
+                data = (body + "\n" + "\n".join(f"{n}: {headers[n]}" for n in order)).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = do_PUT = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+COOKIE = "session=ck-77a1b2c3d4-SECRET; theme=dark"
+API_KEY = "apikey-9f8e7d6c5b-SECRET"
+CUSTOM = "tenantpass-3c4d5e6f7a-SECRET"  # a header whose name says nothing about secrets
+ECHO_TOKEN = "v2tok-echo-0a9b8c7d6e-SECRET"
+SECRET_HEADERS = [
+    {"name": "Cookie", "value": COOKIE},
+    {"name": "X-Api-Key", "value": API_KEY},
+    {"name": "X-Tenant", "value": CUSTOM},
+    {"name": "Authorization", "value": f"Bearer {BEARER}"},
+]
+ECHO_SECRETS = [COOKIE, "ck-77a1b2c3d4-SECRET", API_KEY, CUSTOM, ECHO_TOKEN, BEARER]
+
+
+@pytest.fixture
+def echo_servers() -> Iterator[tuple[EchoServer, EchoServer]]:
+    """(a QRS that answers 500, an InfluxDB 2 that answers 401), both echoing headers."""
+    first = ["Authorization", "Cookie", "X-Api-Key", "X-Tenant"]
+    qrs, influx = EchoServer(500, first), EchoServer(401, first)
+    yield qrs, influx
+    qrs.stop()
+    influx.stop()
+
+
+def _influx2(port: int) -> dict[str, Any]:
+    return {
+        "enable": True,
+        "version": 2,
+        "hostIP": "127.0.0.1",
+        "hostPort": port,
+        "timeout": 2,
+        "org": "acme",
+        "bucket": "senseops",
+        "token": "${env:ECHO_TOKEN}",
+    }
+
+
+def _echo_config(
+    qrs_port: int, influx_port: int, certs: Any, workdir: Path, *, use_ssl: bool
+) -> dict[str, Any]:
+    """One site under ``licenseAgent.sites[]`` with every kind of secret header."""
+    destination = {"destination": {"influxDb": {"enable": True}}}
+    document = config_document(
+        qrs_port,
+        certs,
+        workdir,
+        influx=_influx2(influx_port),
+        monitor={"enable": True, "frequency": "every 24 hours", **destination},
+        release=release_section(**destination),
+        agent={"logging": {"file": str(workdir / "logs" / "agent.log")}},
+    )
+    butler = document["Butler"]
+    qrs = butler.pop("configQRS")
+    qrs["useSSL"] = use_ssl
+    qrs["retries"] = 0
+    qrs["headers"]["static"] += SECRET_HEADERS
+    butler["licenseAgent"]["sites"] = [
+        {"name": "prod", "configQRS": qrs, "cert": butler.pop("cert")}
+    ]
+    return document
+
+
+def _leaks(outputs: dict[str, str]) -> dict[str, list[str]]:
+    return {
+        name: [s for s in ECHO_SECRETS if s in text]
+        for name, text in outputs.items()
+        if any(s in text for s in ECHO_SECRETS)
+    }
+
+
+def _files(workdir: Path, outputs: dict[str, str]) -> None:
+    for path in sorted(workdir.rglob("*")):
+        if path.is_file() and path.suffix != ".yaml":
+            outputs[str(path.relative_to(workdir))] = path.read_bytes().decode("utf-8", "replace")
+
+
+def test_what_servers_echo_never_shows_a_secret(echo_servers, simulator, certs, workdir) -> None:
+    """QRS and InfluxDB 2 answer with the request's headers in their error bodies: the error
+    line, the destination summary, the log file at TRACE, the report, the heartbeat, the
+    outbox and the exception texts show none of the header values, the token or the cookie."""
+    echo_qrs, echo_influx = echo_servers
+    env = {**os.environ, "ECHO_TOKEN": ECHO_TOKEN, "PYTHONIOENCODING": "utf-8"}
+    outputs: dict[str, str] = {}
+
+    def agent(config: Path, *args: str, code: int) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "agent", *args, "-c", str(config), "--log-level", "TRACE"],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            env=env,
+            timeout=120,
+        )
+        label = f"{config.stem} {' '.join(args)}"
+        outputs[f"{label} stdout"], outputs[f"{label} stderr"] = done.stdout, done.stderr
+        assert done.returncode == code, (label, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr
+        return done.stdout + done.stderr
+
+    # QRS works (the simulator over mutual TLS); InfluxDB 2 echoes the token it was sent.
+    sim = simulator(build_site(2, now=real_now()), now=real_now())
+    working = write_config(
+        workdir / "working.yaml",
+        _echo_config(sim.port, echo_influx.port, certs, workdir, use_ssl=True),
+    )
+    shown = agent(working, "monitor", "--once", code=0)
+    assert "influxdb: FAILED" in shown and "HTTP 401" in shown and "***" in shown, shown
+    agent(working, "monitor", "--once", "--json", code=0)
+
+    # QRS itself echoes every header of the site in its 500 answer.
+    echoing = write_config(
+        workdir / "echoing.yaml",
+        _echo_config(echo_qrs.port, echo_influx.port, certs, workdir, use_ssl=False),
+    )
+    shown = agent(echoing, "monitor", "--once", code=1)
+    assert "error: " in shown and "QRS answered 500" in shown and "***" in shown, shown
+    report = workdir / "report.json"
+    agent(echoing, "release", "--once", "--report", str(report), code=1)
+    assert "***" in report.read_text("utf-8")
+
+    heartbeat = workdir / "heartbeat.json"
+    proc = spawn("run", "-c", str(echoing), "--log-level", "TRACE", cwd=workdir, env=env)
+    try:
+        wait_until(
+            lambda: heartbeat.exists() and "QRS answered 500" in heartbeat.read_text("utf-8"),
+            timeout=60,
+            what="a failed run in the heartbeat",
+        )
+    finally:
+        stop(proc)
+        out, err = proc.communicate(timeout=60)
+    outputs["run stdout"], outputs["run stderr"] = out, err
+
+    # The exception texts, raised in this process (no logging set up here).
+    from agent.models import DestinationError, Point
+
+    os.environ["ECHO_TOKEN"] = ECHO_TOKEN
+    try:
+        loaded = load(echoing)
+    finally:
+        del os.environ["ECHO_TOKEN"]
+    point = Point("m", {"t": "v"}, {"f": 1.0}, real_now(), "license_monitor")
+    destination = make_destination(loaded.butler.influx_db, frozenset({"license_monitor"}))
+    with pytest.raises(DestinationError) as failure:
+        destination.write([point])
+    outputs["destination exception"] = f"{failure.value!r} {failure.value}"
+    with QrsClient(loaded.sites()[0]) as qrs, pytest.raises(Exception) as failure:
+        qrs.about()
+    outputs["qrs exception"] = f"{failure.value!r} {failure.value}"
+    outputs["qrs exception"] += str(getattr(failure.value, "body_excerpt", ""))
+
+    _files(workdir, outputs)
+    assert heartbeat.exists() and (workdir / "logs" / "agent.log").exists()
+    assert any("outbox" in name for name in outputs), sorted(outputs)
+    # The servers did get the secrets, so had the agent passed their answers on, the grep
+    # would have found them.
+    sent = [h for server in echo_servers for h in server.received]
+    assert any(h.get("Cookie") == COOKIE and h.get("X-Tenant") == CUSTOM for h in sent)
+    assert any(h.get("Authorization") == f"Token {ECHO_TOKEN}" for h in sent)
+    assert _leaks(outputs) == {}, _leaks(outputs)
