@@ -257,17 +257,17 @@ def restore_text(result: RestoreResult) -> str:
         rows.append(
             [
                 d.release.license_type,
-                d.release.user,
+                printable(d.release.user, CELL_WIDTH),
                 d.release.run_id or "-",
                 d.decision,
                 d.allocation_id or "-",
-                d.reason,
+                printable(d.reason, REASONS_WIDTH),
             ]
         )
     if len(rows) > 1:
         lines.append("")
         lines.append(format_table(rows))
-    lines.extend(f"! {error}" for error in result.errors)
+    lines.extend(f"! {printable(error)}" for error in result.errors)
     return "\n".join(lines)
 
 
