@@ -362,52 +362,28 @@ def no_sleep(seconds: float) -> None:
     """The QRS client's wait between retries, skipped (the backoff is tested in tests/qrs)."""
 
 
-# --------------------------------------------------------------------------- a flaky InfluxDB
+# --------------------------------------------------------------------------- HTTP servers
 
 
-class FlakyInflux:
-    """A local HTTP server that answers like InfluxDB 1.x and records every line it accepts.
-
-    ``up = False`` makes it answer 503 to everything without recording (a clean failure: the
-    agent cannot know more than "not written"). Lines are kept in arrival order.
-    """
+class LoopbackHttp:
+    """A threaded HTTP server on 127.0.0.1 (a free port) for a test's own fake servers:
+    ``handle(request)`` answers every method; :meth:`answer` sends a JSON body."""
 
     def __init__(self) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         outer = self
-        self.up = True
-        self.lines: list[str] = []
-        self.refused = 0
-        self._lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _answer(self, status: int, body: bytes = b"") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                with outer._lock:
-                    if not outer.up:
-                        outer.refused += 1
-                        self._answer(503, b'{"error":"down"}')
-                        return
-                    if self.path.startswith("/write"):
-                        outer.lines.extend(x for x in body.decode().split("\n") if x)
-                        self._answer(204)
-                    else:
-                        self._answer(200, b'{"results":[{"statement_id":0}]}')
+                outer.handle(self, self.rfile.read(length) if length else b"")
 
-            do_GET = do_POST = _handle
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -416,6 +392,17 @@ class FlakyInflux:
         )
         self.thread.start()
 
+    def handle(self, request: Any, body: bytes) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def answer(request: Any, status: int, body: bytes = b"") -> None:
+        request.send_response(status)
+        request.send_header("Content-Type", "application/json")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
     @property
     def port(self) -> int:
         return int(self.server.server_address[1])
@@ -423,3 +410,54 @@ class FlakyInflux:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class FlakyInflux(LoopbackHttp):
+    """A local HTTP server that answers like InfluxDB 1.x and records every line it accepts.
+
+    ``up = False`` makes it answer 503 to everything without recording (a clean failure: the
+    agent cannot know more than "not written"). Lines are kept in arrival order.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.up = True
+        self.lines: list[str] = []
+        self.refused = 0
+        self._lock = threading.Lock()
+        super().__init__()
+
+    def handle(self, request: Any, body: bytes) -> None:
+        with self._lock:
+            if not self.up:
+                self.refused += 1
+                self.answer(request, 503, b'{"error":"down"}')
+                return
+            if request.path.startswith("/write"):
+                self.lines.extend(x for x in body.decode().split("\n") if x)
+                self.answer(request, 204)
+            else:
+                self.answer(request, 200, b'{"results":[{"statement_id":0}]}')
+
+
+class EchoServer(LoopbackHttp):
+    """Answers every request with ``status`` and an InfluxDB-style JSON error whose message
+    echoes the request's headers, ``first`` ones first (as some proxies and misconfigured
+    servers do), then the header lines themselves. ``received`` holds the headers it got."""
+
+    def __init__(self, status: int, first: Sequence[str]) -> None:
+        self.status = status
+        self.first = list(first)
+        self.received: list[dict[str, str]] = []
+        super().__init__()
+
+    def handle(self, request: Any, body: bytes) -> None:
+        headers = dict(request.headers.items())
+        self.received.append(headers)
+        order = [n for n in self.first if n in headers]
+        order += [n for n in headers if n not in self.first]
+        echoed = "; ".join(f"{name}: {headers[name]}" for name in order)
+        error = json.dumps({"code": "unauthorized", "message": f"denied {echoed}"})
+        lines = "\n".join(f"{name}: {headers[name]}" for name in order)
+        self.answer(request, self.status, f"{error}\n{lines}".encode())

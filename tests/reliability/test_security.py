@@ -4,7 +4,6 @@ loopback, a warning for a client key others can read, and no secret in any outpu
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -12,7 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from plugins.destinations.influxdb import make_destination
 from tests.fixtures_servers import free_port
 
 from .helpers import (
+    EchoServer,
     build_site,
     captured_logs,
     config_document,
@@ -222,6 +222,67 @@ def _secret_config(
     )
 
 
+def run_recorded(
+    config: Path,
+    args: Sequence[str],
+    workdir: Path,
+    env: dict[str, str],
+    outputs: dict[str, str],
+    label: str,
+    level: str,
+) -> subprocess.CompletedProcess[str]:
+    """Run one command on ``config``; its stdout and stderr go into ``outputs`` under ``label``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", *args, "-c", str(config), "--log-level", level],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        timeout=120,
+    )
+    outputs[f"{label} stdout"], outputs[f"{label} stderr"] = done.stdout, done.stderr
+    return done
+
+
+def run_until(
+    config: Path,
+    workdir: Path,
+    env: dict[str, str],
+    condition: Callable[[], bool],
+    what: str,
+    level: str = "TRACE",
+) -> tuple[str, str]:
+    """Run ``license-agent run`` until ``condition`` holds, stop it; (stdout, stderr)."""
+    proc = spawn("run", "-c", str(config), "--log-level", level, cwd=workdir, env=env)
+    try:
+        wait_until(condition, timeout=60, what=what)
+    finally:
+        stop(proc)
+        out, err = proc.communicate(timeout=60)
+    return out, err
+
+
+def load_with(config: Path, name: str, value: str) -> Any:
+    """The config loaded in this process with the environment variable ``name`` set."""
+    os.environ[name] = value
+    try:
+        return load(config)
+    finally:
+        del os.environ[name]
+
+
+def destination_failure(config: Any) -> str:
+    """The text of the exception the config's InfluxDB destination raises for one point."""
+    from agent.models import DestinationError, Point
+
+    destination = make_destination(config.butler.influx_db, frozenset({"license_monitor"}))
+    point = Point("m", {"t": "v"}, {"f": 1.0}, real_now(), "license_monitor")
+    with pytest.raises(DestinationError) as failure:
+        destination.write([point])
+    return f"{failure.value!r} {failure.value}"
+
+
 @pytest.mark.parametrize("version", [1, 2])
 def test_no_secret_appears_in_any_output_of_a_full_run(
     version: int, simulator, certs, workdir
@@ -238,19 +299,8 @@ def test_no_secret_appears_in_any_output_of_a_full_run(
     outputs: dict[str, str] = {}
 
     def agent(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "agent", *args, "-c", str(config), "--log-level", "DEBUG"],
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            env=env,
-            timeout=120,
-        )
         label = f"#{len(outputs) // 2} {' '.join(args)}"
-        outputs[f"{label} stdout"] = done.stdout
-        outputs[f"{label} stderr"] = done.stderr
-        return done
+        return run_recorded(config, args, workdir, env, outputs, label, level="DEBUG")
 
     assert agent("config", "check").returncode == 0
     assert agent("monitor", "--once").returncode == 1  # the QRS failure
@@ -258,41 +308,18 @@ def test_no_secret_appears_in_any_output_of_a_full_run(
     report = workdir / "report.json"
     assert agent("release", "--once", "--report", str(report)).returncode == 0
     log_file = workdir / "logs" / "agent.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", "run", "-c", str(config), "--log-level", "DEBUG"],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        env=env,
+    outputs["run stdout"], outputs["run stderr"] = run_until(
+        config,
+        workdir,
+        env,
+        lambda: log_file.exists() and log_file.read_text("utf-8").count("run finished") >= 2,
+        "both jobs of `license-agent run` to finish",
+        level="DEBUG",
     )
-    try:
-        wait_until(
-            lambda: log_file.exists() and log_file.read_text("utf-8").count("run finished") >= 2,
-            timeout=60,
-            what="both jobs of `license-agent run` to finish",
-        )
-    finally:
-        stop(proc)
-        out, err = proc.communicate(timeout=60)
-    outputs["run stdout"], outputs["run stderr"] = out, err
 
     # Exception texts, raised in this process.
-    from agent.plugins import load_config
-
-    os.environ["INFLUX_TOKEN"] = TOKEN
-    try:
-        loaded = load_config(config)
-    finally:
-        del os.environ["INFLUX_TOKEN"]
-    destination = make_destination(loaded.butler.influx_db, frozenset({"license_monitor"}))
-    from agent.models import DestinationError, Point
-
-    point = Point("m", {"t": "v"}, {"f": 1.0}, now, "license_monitor")
-    with pytest.raises(DestinationError) as failure:
-        destination.write([point])
-    outputs["destination exception"] = f"{failure.value!r} {failure.value}"
+    loaded = load_with(config, "INFLUX_TOKEN", TOKEN)
+    outputs["destination exception"] = destination_failure(loaded)
     sim.add_fault("*", "error", status=401, count=1)
     with QrsClient(loaded.sites()[0]) as qrs:
         try:
@@ -353,56 +380,6 @@ def test_secret_values_are_masked_even_when_logged_by_mistake(simulator, certs, 
 # --------------------------------------------------------------------------- servers that echo
 
 
-class EchoServer:
-    """A loopback HTTP server of the test's own that answers every request with ``status`` and
-    an InfluxDB-style JSON error whose message echoes the request's headers, ``first`` ones
-    first (as some proxies and misconfigured servers do): the agent must not pass it on."""
-
-    def __init__(self, status: int, first: Sequence[str]) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        outer = self
-        self.received: list[dict[str, str]] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                headers = dict(self.headers.items())
-                outer.received.append(headers)
-                order = [n for n in first if n in headers] + [n for n in headers if n not in first]
-                echoed = "; ".join(f"{name}: {headers[name]}" for name in order)
-                body = json.dumps({"code": "unauthorized", "message": f"denied {echoed}"})
-                data = (body + "\n" + "\n".join(f"{n}: {headers[n]}" for n in order)).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_DELETE = do_PUT = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 COOKIE = "session=ck-77a1b2c3d4-SECRET; theme=dark"
 API_KEY = "apikey-9f8e7d6c5b-SECRET"
 CUSTOM = "tenantpass-3c4d5e6f7a-SECRET"  # a header whose name says nothing about secrets
@@ -422,8 +399,8 @@ def echo_servers() -> Iterator[tuple[EchoServer, EchoServer]]:
     first = ["Authorization", "Cookie", "X-Api-Key", "X-Tenant"]
     qrs, influx = EchoServer(500, first), EchoServer(401, first)
     yield qrs, influx
-    qrs.stop()
-    influx.stop()
+    qrs.close()
+    influx.close()
 
 
 def _influx2(port: int) -> dict[str, Any]:
@@ -487,17 +464,8 @@ def test_what_servers_echo_never_shows_a_secret(echo_servers, simulator, certs, 
     outputs: dict[str, str] = {}
 
     def agent(config: Path, *args: str, code: int) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "agent", *args, "-c", str(config), "--log-level", "TRACE"],
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            env=env,
-            timeout=120,
-        )
         label = f"{config.stem} {' '.join(args)}"
-        outputs[f"{label} stdout"], outputs[f"{label} stderr"] = done.stdout, done.stderr
+        done = run_recorded(config, args, workdir, env, outputs, label, level="TRACE")
         assert done.returncode == code, (label, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr
         return done.stdout + done.stderr
@@ -524,31 +492,17 @@ def test_what_servers_echo_never_shows_a_secret(echo_servers, simulator, certs, 
     assert "***" in report.read_text("utf-8")
 
     heartbeat = workdir / "heartbeat.json"
-    proc = spawn("run", "-c", str(echoing), "--log-level", "TRACE", cwd=workdir, env=env)
-    try:
-        wait_until(
-            lambda: heartbeat.exists() and "QRS answered 500" in heartbeat.read_text("utf-8"),
-            timeout=60,
-            what="a failed run in the heartbeat",
-        )
-    finally:
-        stop(proc)
-        out, err = proc.communicate(timeout=60)
-    outputs["run stdout"], outputs["run stderr"] = out, err
+    outputs["run stdout"], outputs["run stderr"] = run_until(
+        echoing,
+        workdir,
+        env,
+        lambda: heartbeat.exists() and "QRS answered 500" in heartbeat.read_text("utf-8"),
+        "a failed run in the heartbeat",
+    )
 
     # The exception texts, raised in this process (no logging set up here).
-    from agent.models import DestinationError, Point
-
-    os.environ["ECHO_TOKEN"] = ECHO_TOKEN
-    try:
-        loaded = load(echoing)
-    finally:
-        del os.environ["ECHO_TOKEN"]
-    point = Point("m", {"t": "v"}, {"f": 1.0}, real_now(), "license_monitor")
-    destination = make_destination(loaded.butler.influx_db, frozenset({"license_monitor"}))
-    with pytest.raises(DestinationError) as failure:
-        destination.write([point])
-    outputs["destination exception"] = f"{failure.value!r} {failure.value}"
+    loaded = load_with(echoing, "ECHO_TOKEN", ECHO_TOKEN)
+    outputs["destination exception"] = destination_failure(loaded)
     with QrsClient(loaded.sites()[0]) as qrs, pytest.raises(Exception) as failure:
         qrs.about()
     outputs["qrs exception"] = f"{failure.value!r} {failure.value}"
