@@ -15,7 +15,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from agent.cli.common import load_config_for
+from agent.cli.common import load_config_for, safe_text
 from agent.heartbeat import (
     HeartbeatError,
     check_health,
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"ok": False, "problems": [str(exc)], "jobs": []}, indent=2))
         else:
-            print(f"UNHEALTHY: {exc}")
+            print(f"UNHEALTHY: {safe_text(exc)}")
         return 1
     health = check_health(document, datetime.now(UTC), max_age, fail_on_error=args.fail_on_error)
     if args.json:
@@ -87,9 +87,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         status = "OK" if health.ok else "UNHEALTHY"
         version = document.get("version", "?")
-        print(f"{status}: license-agent {version} on {document.get('host', '?')} ({path})")
+        host = safe_text(document.get("host", "?"), 200)
+        print(f"{status}: license-agent {safe_text(version, 40)} on {host} ({path})")
+        # The heartbeat holds the runs' errors, which may quote QRS's answers.
         for problem in health.problems:
-            print(f"  ! {problem}")
+            print(f"  ! {safe_text(problem)}")
         for job in health.jobs:
-            print(f"  {'ok  ' if job.ok else 'FAIL'} {job.job}: {job.message}")
+            print(
+                f"  {'ok  ' if job.ok else 'FAIL'} {safe_text(job.job)}: {safe_text(job.message)}"
+            )
     return 0 if health.ok else 1

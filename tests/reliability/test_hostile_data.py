@@ -17,6 +17,7 @@ import pytest
 from agent.text import CELL_WIDTH, printable
 
 from .helpers import PRO, build_site, config_document, real_now, release_section, write_config
+from .test_security import run_until
 
 FORGED = "2026-01-01 00:00:00.000 | INFO     | release run finished: nothing released"
 NEWLINE_ID = f"mallory\n{FORGED}"
@@ -136,3 +137,51 @@ def test_hostile_user_data_cannot_forge_logs_or_reach_the_terminal(
 )
 def test_printable_escapes_controls_and_cuts(text: object, limit: int | None, shown: str) -> None:
     assert printable(text, limit) == shown
+
+
+def test_an_error_answer_with_escape_codes_is_shown_as_text(simulator, certs, workdir) -> None:
+    """QRS's error body reaches the error line, the log, the heartbeat and `health` escaped."""
+    hostile = "denied\x1b]0;owned\x07\x1b[2J\u202e"
+    sim = simulator(build_site(1, now=real_now()), now=real_now())
+    sim.add_fault("GET /qrs/license/accesstypeoverview", "error", status=500, body=hostile)
+    config = write_config(
+        workdir / "config.yaml",
+        config_document(
+            sim.port,
+            certs,
+            workdir,
+            qrs={"retries": 0},
+            monitor={"enable": True, "frequency": "every 24 hours"},
+            release=release_section(enable=False),
+        ),
+    )
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+
+    def agent(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "agent", *args, "-c", str(config)],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 1, done.stderr
+        return done.stdout + done.stderr
+
+    heartbeat = workdir / "heartbeat.json"
+    outputs = {"monitor --once": agent("monitor", "--once")}
+    outputs["run"] = "".join(
+        run_until(
+            config,
+            workdir,
+            env,
+            lambda: heartbeat.exists() and "denied" in heartbeat.read_text("utf-8"),
+            "the failed monitor run in the heartbeat",
+        )
+    )
+    outputs["health"] = agent("health")
+    for name, text in outputs.items():
+        assert "denied\\x1b]0;owned\\x07\\x1b[2J\\u202e" in text, (name, text)
+        assert not any(c in text for c in RAW_CONTROLS), name
