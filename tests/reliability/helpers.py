@@ -25,6 +25,7 @@ import yaml
 from loguru import logger
 
 from agent.config import AgentConfig
+from agent.journal import JournalEntry
 from agent.models import format_qrs_time
 from agent.plugins import load_config
 from agent.simulator import Simulator
@@ -37,6 +38,22 @@ PRO = "professionalaccesstype"
 ANA = "analyzeraccesstype"
 DELETE_PRO = f"DELETE /qrs/license/{PRO}/{{id}}"
 DELETE_ANA = f"DELETE /qrs/license/{ANA}/{{id}}"
+
+
+def journal_entry(
+    allocation_id: str, at: datetime = NOW, *, resource: str = PRO, user: str = "ACME\\someone"
+) -> JournalEntry:
+    """A release journal entry: one DELETE of ``allocation_id`` sent at ``at``."""
+    return JournalEntry(
+        site="127.0.0.1",
+        license_type="professional" if resource == PRO else "analyzer",
+        resource=resource,
+        allocation_id=allocation_id,
+        user=user,
+        days_since_last_use=45,
+        last_used=NOW - timedelta(days=45),
+        at=at,
+    )
 
 
 def real_now() -> datetime:

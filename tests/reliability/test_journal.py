@@ -41,6 +41,7 @@ from .helpers import (
     build_site,
     config_document,
     deletes,
+    journal_entry,
     load,
     present,
     release_rows,
@@ -52,16 +53,8 @@ RELEASE_FEATURE = frozenset({"license_release"})
 
 
 def entry(allocation_id: str, *, seconds: int = 0, resource: str = PRO) -> JournalEntry:
-    return JournalEntry(
-        site="127.0.0.1",
-        license_type="professional" if resource == PRO else "analyzer",
-        resource=resource,
-        allocation_id=allocation_id,
-        user="ACME\\someone",
-        days_since_last_use=45,
-        last_used=NOW - timedelta(days=45),
-        at=NOW + timedelta(seconds=seconds, microseconds=123456),
-    )
+    at = NOW + timedelta(seconds=seconds, microseconds=123456)
+    return journal_entry(allocation_id, at, resource=resource)
 
 
 def test_intent_is_on_disk_before_the_delete_and_outcome_after(tmp_path: Path) -> None:

@@ -31,7 +31,6 @@ from agent.journal import (
     RELEASED,
     SUPERSEDED,
     UNCONFIRMED,
-    JournalEntry,
     SqliteJournal,
     journal_path,
 )
@@ -45,6 +44,7 @@ from .helpers import (
     build_site,
     config_document,
     deletes,
+    journal_entry,
     load,
     present,
     real_now,
@@ -123,19 +123,6 @@ def test_a_delete_that_lands_after_the_recovery_asked_gets_its_one_event(
 # --------------------------------------------------------------------------- in process
 
 
-def _entry(allocation_id: str, at) -> JournalEntry:
-    return JournalEntry(
-        site="127.0.0.1",
-        license_type="professional",
-        resource=PRO,
-        allocation_id=allocation_id,
-        user="ACME\\someone",
-        days_since_last_use=45,
-        last_used=NOW - timedelta(days=45),
-        at=at,
-    )
-
-
 class _Recorder:
     def __init__(self) -> None:
         self.points: list = []
@@ -157,8 +144,8 @@ def test_a_late_delete_that_nobody_lists_again_gets_its_event_at_the_next_run(
     late, never = sorted(site.candidates)[:2]
     clock = [NOW]
     journal = SqliteJournal(workdir / "j.sqlite", clock=lambda: clock[0])
-    journal.intent(_entry(late, NOW))
-    journal.intent(_entry(never, NOW))
+    journal.intent(journal_entry(late, NOW))
+    journal.intent(journal_entry(never, NOW))
     sink = _Recorder()
     with QrsClient(config.sites()[0]) as qrs:
         clock[0] = NOW + timedelta(seconds=5)  # the restart, seconds after the kill
@@ -188,8 +175,8 @@ def test_several_deletes_of_one_allocation_give_one_event(simulator, certs, work
     config = load(write_config(workdir / "c.yaml", config_document(sim.port, certs, workdir)))
     target = sorted(site.candidates)[0]
     journal = SqliteJournal(workdir / "j.sqlite", clock=lambda: NOW + timedelta(minutes=2))
-    journal.intent(_entry(target, NOW))
-    later = _entry(target, NOW + timedelta(minutes=1))
+    journal.intent(journal_entry(target, NOW))
+    later = journal_entry(target, NOW + timedelta(minutes=1))
     journal.intent(later)
     assert journal.outcome(later, Decision.FAILED, "QRS answered 500") is True
     assert [r.state for r in journal.records()] == [SUPERSEDED, "failed"]
@@ -207,13 +194,13 @@ def test_several_deletes_of_one_allocation_give_one_event(simulator, certs, work
 
 def test_the_journal_never_accepts_a_second_release_of_one_allocation(tmp_path) -> None:
     with SqliteJournal(tmp_path / "j.sqlite") as journal:
-        first, second = _entry("a1", NOW), _entry("a1", NOW + timedelta(days=1))
+        first, second = journal_entry("a1", NOW), journal_entry("a1", NOW + timedelta(days=1))
         journal.intent(first)
         assert journal.outcome(first, Decision.RELEASED) is True
         journal.intent(second)  # QRS listed it again (it answered 204 but kept it)
         assert journal.outcome(second, Decision.RELEASED) is False
         assert [r.state for r in journal.records(EVENT_STATES)] == [RELEASED]
-        third = _entry("a1", NOW + timedelta(days=2))
+        third = journal_entry("a1", NOW + timedelta(days=2))
         journal.intent(third)
         assert journal.outcome(third, Decision.QUARANTINED) is False
         assert [r.state for r in journal.records()] == [RELEASED, ALREADY_GONE, ALREADY_GONE]
@@ -307,3 +294,40 @@ def test_a_204_that_keeps_the_allocation_gets_no_second_event(simulator, certs, 
     assert Counter(r["allocation_id"] for r in release_rows(history)) == Counter(
         list(site.candidates)
     )
+
+
+def test_a_dry_run_neither_settles_nor_sends_what_a_killed_run_left(
+    simulator, certs, workdir
+) -> None:
+    """A killed run left an intent whose DELETE QRS applied. A dry run (flag or config) sends
+    no DELETE, no event and leaves the journal as it is; the next live run sends that
+    release's event, once."""
+    now = real_now()
+    site = build_site(3, now=now, analyzer_every=0)
+    sim = simulator(site, now=now)
+    config = _cli_config(sim, certs, workdir)
+    history = workdir / "history.sqlite"
+    landed = sorted(site.candidates)[0]
+    with SqliteJournal(journal_path(workdir, "127.0.0.1")) as journal:
+        journal.intent(journal_entry(landed, now - timedelta(hours=2)))
+    with QrsClient(load(config).sites()[0]) as qrs:
+        qrs.delete_allocation(PRO, landed)
+    sim.reset_stats()
+    dry = write_config(
+        workdir / "dry.yaml",
+        config_document(
+            sim.port, certs, workdir, release=release_section(deleteConcurrency=2, dryRun=True)
+        ),
+    )
+    for args in (("-c", str(config), "--dry-run"), ("-c", str(dry))):
+        done = run_agent("release", "--once", *args, cwd=workdir)
+        assert done.returncode == 0, done.stderr
+        assert deletes(sim) == 0 and release_rows(history) == []
+        with SqliteJournal(journal_path(workdir, "127.0.0.1")) as journal:
+            assert [r.state for r in journal.records()] == ["intent"]
+    live = run_agent("release", "--once", "-c", str(config), cwd=workdir)
+    assert live.returncode == 0, live.stderr
+    assert Counter(r["allocation_id"] for r in release_rows(history)) == Counter(
+        list(site.candidates)
+    )
+    assert deletes(sim) == len(site.candidates) - 1  # the landed one is not deleted again

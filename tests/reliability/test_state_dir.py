@@ -33,10 +33,10 @@ from agent.statedir import StateDirError, prepare_state_dir
 
 from .helpers import (
     NOW,
-    PRO,
     build_site,
     config_document,
     deletes,
+    journal_entry,
     load,
     present,
     release_section,
@@ -181,16 +181,9 @@ def _points(n: int) -> list[tuple[str, Point]]:
 
 
 def _entry(n: int) -> JournalEntry:
-    return JournalEntry(
-        site="127.0.0.1",
-        license_type="professional",
-        resource=PRO,
-        allocation_id=f"{n:08d}-0000-0000-0000-000000000000",
-        user="ACME\\someone " + "x" * 300,
-        days_since_last_use=45,
-        last_used=NOW - timedelta(days=45),
-        at=NOW + timedelta(seconds=n),
-    )
+    allocation_id = f"{n:08d}-0000-0000-0000-000000000000"
+    user = "ACME\\someone " + "x" * 300  # rows that fill pages quickly
+    return journal_entry(allocation_id, NOW + timedelta(seconds=n), user=user)
 
 
 def test_a_disk_that_fills_up_is_named_not_hidden_by_the_rollback(small_disk) -> None:
