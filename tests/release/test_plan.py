@@ -36,7 +36,7 @@ class Site:
     """A site with a backlog: 60 Professional and 6 Analyzer allocations past 30 days, two
     protected by a tag, two used recently."""
 
-    def __init__(self, certs: CertPaths, tmp_path: Path) -> None:
+    def __init__(self, certs: CertPaths, tmp_path: Path, port: int = 0) -> None:
         self.now = real_now()
         self.tmp_path = tmp_path
         users = [user(f"u{n:03d}") for n in range(60)]
@@ -55,7 +55,7 @@ class Site:
             "totals": {"professional": 100, "analyzer": 20},
         }
         self.candidates = {a["id"] for a in professional[:60]} | {a["id"] for a in analyzer}
-        self.sim = Simulator(self.document, cert_dir=certs.cert_dir, now=self.now)
+        self.sim = Simulator(self.document, cert_dir=certs.cert_dir, now=self.now, port=port)
         self.sim.start()
         self.certs = certs
 

@@ -1,0 +1,143 @@
+"""Killed (SIGKILL) while applying a plan and while restoring: the next run settles what the
+dead one left, nothing is lost and nothing is done twice.
+
+Real ``license-agent`` subprocesses run against the simulator, whose DELETEs or POSTs are slowed
+down, and are killed after a few of them. A request in flight when the agent died still reaches
+QRS: restarting the simulator cuts its delay short, so it lands before the next run rather than
+during it (as in tests/reliability/test_crash.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.journal import UNRESOLVED, SqliteJournal, journal_path
+from agent.restore import UNRESOLVED as RESTORE_UNRESOLVED
+from agent.restore import RestoreJournal
+from agent.simulator.certs import CertPaths
+from tests.fixtures_servers import free_port
+from tests.reliability.helpers import run_agent, spawn, wait_until
+
+from .helpers import release_block
+from .test_plan import LIMIT, Site, cli, decided, report
+from .test_restore import holdings, posts
+
+pytestmark = pytest.mark.skipif(
+    os.name == "nt", reason="SIGKILL is POSIX (TerminateProcess is the same)"
+)
+SLOW = release_block("tag: [VIP]", extra=LIMIT + "\ndeleteConcurrency: 1")
+
+
+@pytest.fixture
+def site(release_certs: CertPaths, tmp_path: Path) -> Iterator[Site]:
+    made = Site(release_certs, tmp_path, port=free_port())  # a fixed port: restarted below
+    yield made
+    made.sim.stop()
+
+
+def kill_when(proc: subprocess.Popen[str], condition: Callable[[], bool], what: str) -> None:
+    try:
+        wait_until(lambda: condition() or proc.poll() is not None, timeout=60, what=what)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
+
+
+def land_in_flight(site: Site) -> None:
+    site.sim.clear_faults()
+    site.sim.stop()
+    site.sim.start()
+
+
+def test_killed_while_applying_a_plan(site: Site) -> None:
+    config = site.config(SLOW)
+    plan = site.tmp_path / "plan.json"
+    assert cli("--dry-run", "--report", str(plan), "-c", str(config)) == 0
+    planned = decided(report(plan), "would_release")
+    site.sim.add_fault("DELETE *", "latency", seconds=0.25)
+
+    proc = spawn("release", "--once", "--apply", str(plan), "-c", str(config), cwd=site.tmp_path)
+    kill_when(proc, lambda: len(planned - site.present()) >= 4, "four deletes")
+    land_in_flight(site)
+    with SqliteJournal(journal_path(site.tmp_path, "127.0.0.1")) as journal:
+        intents = len(journal.records(UNRESOLVED))
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: site.deletes() >= intents, timeout=3, what="the in-flight DELETE")
+    gone_before = planned - site.present()
+    assert 4 <= len(gone_before) < len(planned)
+    assert site.events("qlik_sense_license_release") == []  # the dead run delivered nothing
+
+    again = run_agent(
+        "release", "--once", "--apply", str(plan), "-c", str(config), "--report", "r.json",
+        cwd=site.tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    document = report(site.tmp_path / "r.json")
+    released_now = decided(document, "released")
+    assert released_now == planned - gone_before  # not counted twice
+    assert decided(document, "already_gone") == gone_before
+    assert site.deletes() == len(planned)  # each planned allocation deleted exactly once
+    assert site.present() & planned == set()
+    events = site.events("qlik_sense_license_release")
+    assert Counter(e["fields"]["allocation_id"] for e in events) == Counter(planned)
+    with SqliteJournal(journal_path(site.tmp_path, "127.0.0.1")) as journal:
+        assert journal.records(UNRESOLVED) == []
+        run_ids = {r.entry.run_id for r in journal.records(("released",))}
+    assert len(run_ids) == 2  # the killed run and the one that finished its work
+
+
+def test_killed_while_restoring(site: Site) -> None:
+    config = site.config(SLOW)
+    before, held_before = site.overview(), holdings(site)
+    plan, applied = site.tmp_path / "plan.json", site.tmp_path / "applied.json"
+    assert cli("--dry-run", "--report", str(plan), "-c", str(config)) == 0
+    assert cli("--apply", str(plan), "--report", str(applied), "-c", str(config)) == 0
+    run_id = report(applied)["run"]["id"]
+    released = decided(report(applied), "released")
+    assert released == site.candidates
+    site.sim.add_fault("POST /qrs/license/*", "latency", seconds=0.25)
+
+    proc = spawn("release", "restore", "--run", run_id, "-c", str(config), cwd=site.tmp_path)
+    kill_when(proc, lambda: posts(site) >= 5, "five POSTs")
+    land_in_flight(site)
+    with RestoreJournal(journal_path(site.tmp_path, "127.0.0.1")) as journal:
+        intents = len(journal.records(RESTORE_UNRESOLVED))
+    assert intents >= 1  # the dead run left at least one POST whose outcome it never saw
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: posts(site) >= 5, timeout=3, what="the in-flight POST")
+    assert site.events("qlik_sense_license_restore") == []
+    sent_before = posts(site)
+
+    again = run_agent(
+        "release", "restore", "--run", run_id, "-c", str(config), "--report", "r.json",
+        cwd=site.tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    document = report(site.tmp_path / "r.json")
+    counts = document["restore"]["counts"]
+    recovered = document["restore"]["recovered"]
+    # Every POST of the dead run is accounted for: settled from QRS, none sent again.
+    assert recovered.get("restored", 0) + recovered.get("not_restored", 0) == intents
+    assert counts["already_restored"] + counts["restored"] == len(site.candidates)
+    assert posts(site) - sent_before == counts["restored"]
+    # One POST per user in all: an interrupted one that QRS applied was not sent again, one
+    # that never left the dead process was sent once by the second run.
+    assert posts(site) == len(site.candidates)
+    # Nothing done twice: every user holds exactly what they held before the release.
+    assert holdings(site) == held_before
+    assert site.overview() == before
+    events = site.events("qlik_sense_license_restore")
+    assert Counter(e["fields"]["released_allocation_id"] for e in events) == Counter(
+        site.candidates
+    )
+    with RestoreJournal(journal_path(site.tmp_path, "127.0.0.1")) as journal:
+        assert journal.records(RESTORE_UNRESOLVED) == []
