@@ -4,7 +4,8 @@
 ``release_event``), :func:`load_decisions` reads the decision report of a release run
 (``release --report``), and :func:`render_html` turns both into a single HTML file: license usage
 over time per license type (total, allocated, used, available, quarantined), releases per day
-per type, and the latest release run's decisions and the rules that kept allocations. The charts
+per type, the allocations ``release restore`` gave back, and the latest release run's decisions
+and the rules that kept allocations. The charts
 are inline SVG drawn here, styled by an inline stylesheet; the page loads nothing from anywhere
 and runs no JavaScript, so it opens the same from a file share, a mail attachment or an offline
 server. Hovering a point or bar shows its value (SVG ``<title>``).
@@ -28,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
-from agent.models import MEASUREMENT_LICENSE, UTC, Point, QrsDataError, parse_qrs_time
+from agent.models import (
+    MEASUREMENT_LICENSE,
+    MEASUREMENT_RESTORE,
+    UTC,
+    Point,
+    QrsDataError,
+    parse_qrs_time,
+)
 from agent.monitor import overview_row
 
 #: The usage fields charted per license type, in legend order: (field, label, color, dash).
@@ -104,6 +112,19 @@ class ReleaseCount:
     quarantined: int = 0
 
 
+@dataclass(frozen=True)
+class RestoreRow:
+    """One allocation ``release restore`` gave back (a ``qlik_sense_license_restore`` point)."""
+
+    site: str
+    time: datetime
+    license_type: str
+    user: str
+    reinstated: bool
+    run_id: str
+    release_run_id: str
+
+
 @dataclass
 class History:
     """What the SQLite file holds, grouped for the charts."""
@@ -111,6 +132,7 @@ class History:
     path: Path | None = None
     usage: list[UsageSeries] = field(default_factory=list)
     releases: list[ReleaseCount] = field(default_factory=list)
+    restores: list[RestoreRow] = field(default_factory=list)
 
     @property
     def runs(self) -> int:
@@ -128,7 +150,7 @@ class History:
 
     def sites(self) -> list[str]:
         names = {s.site for s in self.usage} | {r.site for r in self.releases}
-        return sorted(names)
+        return sorted(names | {r.site for r in self.restores})
 
 
 def _site_of(tags_json: str | None) -> str:
@@ -218,6 +240,7 @@ def load_history(path: str | os.PathLike[str]) -> History:
                 counts = releases.setdefault((_site_of(tags), day, license_type), [0, 0])
                 counts[0] += 1
                 counts[1] += 1 if quarantined else 0
+        restores = _load_restores(db) if "point" in tables else []
     except sqlite3.Error as exc:
         raise ReportError(f"{path}: cannot read the license history: {exc}") from None
     finally:
@@ -231,7 +254,32 @@ def load_history(path: str | os.PathLike[str]) -> History:
             ReleaseCount(site, day, license_type, released, quarantined)
             for (site, day, license_type), (released, quarantined) in sorted(releases.items())
         ],
+        restores=restores,
     )
+
+
+def _load_restores(db: sqlite3.Connection) -> list[RestoreRow]:
+    rows = []
+    for text, time_ns, tags_json, fields_json in db.execute(
+        "SELECT time, time_ns, tags, fields FROM point WHERE measurement = ? ORDER BY time_ns",
+        (MEASUREMENT_RESTORE,),
+    ):
+        try:
+            tags, fields = json.loads(tags_json or "{}"), json.loads(fields_json or "{}")
+        except ValueError:
+            continue
+        rows.append(
+            RestoreRow(
+                site=str(tags.get("site", "")),
+                time=_time(text, time_ns),
+                license_type=str(tags.get("license_type", "")),
+                user=str(tags.get("user", "")),
+                reinstated=fields.get("reinstated") is True,
+                run_id=str(fields.get("run_id", "")),
+                release_run_id=str(fields.get("release_run_id", "")),
+            )
+        )
+    return rows
 
 
 def _type_order(license_type: str) -> tuple[int, str]:
@@ -822,6 +870,35 @@ def _releases_section(
     return "".join(parts)
 
 
+#: The restore table shows this many of the latest restored allocations.
+MAX_RESTORE_ROWS = 50
+
+
+def _restores_section(rows: Sequence[RestoreRow]) -> str:
+    if not rows:
+        return ""
+    latest = sorted(rows, key=lambda r: r.time, reverse=True)[:MAX_RESTORE_ROWS]
+    reinstated = sum(1 for r in rows if r.reinstated)
+    note = (
+        f"{len(rows):,} allocation(s) given back with `license-agent release restore`;"
+        f" {reinstated:,} of them reinstated from QRS's quarantine without using a license"
+    )
+    if len(rows) > len(latest):
+        note += f" (the latest {len(latest)} are listed)"
+    cells = "".join(
+        f"<tr><td>{_esc(_when(r.time))}</td><td>{_esc(type_label(r.license_type))}</td>"
+        f"<td>{_esc(r.user)}</td><td>{'reinstated' if r.reinstated else 'new allocation'}</td>"
+        f"<td>{_esc(r.run_id)}</td><td>{_esc(r.release_run_id)}</td></tr>"
+        for r in latest
+    )
+    return (
+        '<h3>Licenses restored</h3><div class="card"><h4>Restored allocations</h4>'
+        f'<div class="muted">{_esc(note)}</div><table class="meta"><tr><th>Time</th>'
+        "<th>Type</th><th>User</th><th>How</th><th>Restore run</th><th>Released by run</th>"
+        f"</tr>{cells}</table></div>"
+    )
+
+
 def _decision_counts(document: Mapping[str, Any]) -> dict[str, dict[str, int]]:
     """Per type: decision -> count, and ``rule:<name>`` -> allocations that rule kept."""
     run = document.get("run") or {}
@@ -988,6 +1065,7 @@ def render_html(
         releases = [r for r in history.releases if r.site == section.key]
         body.append(_usage_section(series, now))
         body.append(_releases_section(releases, span, section.decisions))
+        body.append(_restores_section([r for r in history.restores if r.site == section.key]))
         body.append(_decisions_section(section.decisions, decisions_source))
     body.append(
         f"<footer>sense-license-agent {_esc(__version__)}. Times are UTC. This page is"

@@ -6,6 +6,7 @@ The simulator runs on the real clock here (``--apply`` is a live run, measured f
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from agent.cli import main
+from agent.htmlreport import History, load_decisions, render_html
 from agent.models import UTC, format_qrs_time
 from agent.simulator import Simulator
 from agent.simulator.certs import CertPaths
@@ -169,6 +171,10 @@ def test_dry_run_over_the_limit_lists_everything_and_a_live_run_exits_3(
     assert document["run"]["id"] and document["plan"]["run_id"] == document["run"]["id"]
     assert document["plan"]["thresholds"] == {"professional": 30, "analyzer": 30}
     assert site.deletes() == 0
+    # The HTML report gives the same message, and no advice that cannot work.
+    page = render_html(History(), load_decisions(plan))
+    assert html.escape(note) in page and "Safety limit" in page
+    assert "set <code>dryRun: false</code>" not in page
 
     live = site.tmp_path / "live.json"
     assert cli("--report", str(live), "-c", str(config)) == 3

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
+from agent.htmlreport import load_history, render_html
 from agent.simulator.certs import CertPaths
 
 from .helpers import release_block
@@ -107,6 +108,10 @@ def test_restore_a_run_gives_everything_back(
     finally:
         db.close()
     assert stored == len(site.candidates)
+    page = render_html(load_history(site.tmp_path / "history.sqlite"))
+    assert "Licenses restored" in page
+    assert f"{len(site.candidates)} allocation(s) given back" in page
+    assert restore_id in page and run_id in page
 
     # Exactly once: a second restore of the same run changes nothing and sends nothing.
     sent = posts(site)
