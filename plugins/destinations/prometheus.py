@@ -12,7 +12,7 @@ host) and nothing else that could change between runs, so series stay stable:
   ``qlik_sense_license`` point (``qlik_sense_license_allocated``, ``..._used_minutes``, ...);
 * ``qlik_sense_license_released_total{license_type}``: release events, and
   ``qlik_sense_license_release_quarantined_total{license_type}`` for those that only went into
-  QRS's quarantine;
+  QRS's quarantine; ``qlik_sense_license_restored_total{license_type}``: restore events;
 * ``qlik_sense_server_license_days_until_expiry``, ``..._expired`` (0/1) and
   ``..._expiry_timestamp_seconds`` from ``qlik_sense_server_license``;
 * the agent's health, fed by :meth:`PrometheusDestination.record_job_result`:
@@ -44,6 +44,7 @@ from agent.hookspecs import hookimpl
 from agent.models import (
     MEASUREMENT_LICENSE,
     MEASUREMENT_RELEASE,
+    MEASUREMENT_RESTORE,
     MEASUREMENT_SERVER_LICENSE,
     UTC,
     Destination,
@@ -135,6 +136,12 @@ class PrometheusDestination:
         self.release_quarantined = client.Counter(
             "qlik_sense_license_release_quarantined",
             "Releases that QRS put into its 7-day quarantine instead of freeing at once.",
+            ["license_type", "site"],
+            registry=reg,
+        )
+        self.restored = client.Counter(
+            "qlik_sense_license_restored",
+            "Allocations given back by `release restore` (restore events), by license type.",
             ["license_type", "site"],
             registry=reg,
         )
@@ -238,7 +245,7 @@ class PrometheusDestination:
             for point in points:
                 if point.measurement == MEASUREMENT_LICENSE:
                     self._license(point)
-                elif point.measurement == MEASUREMENT_RELEASE:
+                elif point.measurement in (MEASUREMENT_RELEASE, MEASUREMENT_RESTORE):
                     self._release(point)
                 elif point.measurement == MEASUREMENT_SERVER_LICENSE:
                     self._server_license(point)
@@ -282,6 +289,7 @@ class PrometheusDestination:
     def _release(self, point: Point) -> None:
         # The outbox re-delivers after failures; a counter must not count an event twice.
         key = (
+            point.measurement,
             tuple(sorted(point.tags.items())),
             point.time,
             str(point.fields.get("allocation_id", "")),
@@ -295,6 +303,9 @@ class PrometheusDestination:
             "license_type": point.tags.get("license_type", ""),
             "site": self._site(point.tags),
         }
+        if point.measurement == MEASUREMENT_RESTORE:
+            self.restored.labels(**labels).inc()
+            return
         self.released.labels(**labels).inc()
         if point.fields.get("quarantined") is True:
             self.release_quarantined.labels(**labels).inc()

@@ -95,3 +95,19 @@ def test_selection_matches_all_its_conditions() -> None:
     assert Selection(since=AT).matches(entry())
     assert not Selection(since=AT + timedelta(seconds=1)).matches(entry())
     assert not Selection(run_id="20260601T120000Z-abcdef", user="ACME\\other").matches(entry())
+
+
+def test_prometheus_counts_restore_events_once() -> None:
+    from plugins.destinations.prometheus import PrometheusDestination
+
+    destination = PrometheusDestination(port=0, default_site="sense")
+    try:
+        point = restore_event(entry(), "new-id", True, "20260602T080000Z-123456", AT, {})
+        destination.write([point])
+        destination.write([point])  # the outbox delivers again after a failure elsewhere
+        labels = {"license_type": "professional", "site": "sense"}
+        registry = destination.registry
+        assert registry.get_sample_value("qlik_sense_license_restored_total", labels) == 1
+        assert registry.get_sample_value("qlik_sense_license_released_total", labels) is None
+    finally:
+        destination.close()
