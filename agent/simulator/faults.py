@@ -3,7 +3,7 @@
 :class:`Faults` holds a base latency (fixed + uniform jitter, in ms) and an ordered list of
 :class:`FaultRule`. For each QRS request the rules whose ``match`` pattern fits are tried in
 order: ``latency`` and ``hang`` rules add their delay and evaluation goes on; the first
-``error``, ``malformed`` or ``reset`` rule that fires ends it. A rule fires with probability
+``error``, ``malformed``, ``duplicate`` or ``reset`` rule that fires ends it. A rule fires with probability
 ``rate``; with ``count`` set it fires for the next ``count`` matching requests only, which gives
 tests deterministic faults. Patterns are ``fnmatch`` patterns, case-insensitive, tried against
 both ``"METHOD /actual/path"`` and ``"METHOD /path/{id}"`` (the template); a pattern starting
@@ -13,6 +13,7 @@ per status.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections import Counter
@@ -21,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-ACTIONS = ("error", "hang", "latency", "malformed", "reset")
-TERMINAL_ACTIONS = frozenset({"error", "malformed", "reset"})
+ACTIONS = ("duplicate", "error", "hang", "latency", "malformed", "reset")
+TERMINAL_ACTIONS = frozenset({"duplicate", "error", "malformed", "reset"})
 
 
 class FaultConfigError(ValueError):
@@ -69,6 +70,16 @@ class FaultRule:
             raise FaultConfigError(f"{where}: 'seconds' must be a non-negative number")
         if self.action in ("hang", "latency") and self.seconds <= 0:
             raise FaultConfigError(f"{where}: a '{self.action}' rule needs 'seconds' > 0")
+        if self.action == "duplicate" and self.body is not None:
+            try:
+                overlay = json.loads(self.body)
+            except ValueError:
+                overlay = None
+            if not isinstance(overlay, dict):
+                raise FaultConfigError(
+                    f"{where}: a 'duplicate' rule's 'body' must be a JSON object (the fields"
+                    " that differ in the second copy)"
+                )
 
     def matches(self, keys: Iterable[str]) -> bool:
         pattern = self.match.lower()

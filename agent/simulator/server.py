@@ -505,6 +505,8 @@ class _Handler(BaseHTTPRequestHandler):
             response = app.qrs(method, path, params, self.headers, body)
             if rule is not None and rule.action == "malformed":
                 response = _malformed(response)
+            elif rule is not None and rule.action == "duplicate":
+                response = _duplicated(response, rule.body)
         app.stats.record(stats_key, response.status)
         self._send(response)
 
@@ -556,6 +558,16 @@ def _malformed(response: Response) -> Response:
     if cut >= len(response.body):
         cut = len(response.body) - 1
     return Response(response.status, response.body[:cut] or b"{", JSON_TYPE, response.headers)
+
+
+def _duplicated(response: Response, overlay: str | None) -> Response:
+    """A JSON list answer with every object listed twice, the second copy changed by the
+    fields of ``overlay`` (a JSON object); other answers as they are."""
+    if response.status != 200 or not response.body.startswith(b"["):
+        return response
+    changes = json.loads(overlay) if overlay else {}
+    twice = [copy for item in json.loads(response.body) for copy in (item, {**item, **changes})]
+    return Response(200, encode_json(twice), JSON_TYPE, response.headers)
 
 
 class _Server(ThreadingHTTPServer):

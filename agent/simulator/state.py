@@ -2,8 +2,9 @@
 
 :class:`SimulatorState` holds QRS objects as plain dicts, shaped exactly as QRS returns them (see
 ``docs/simulator.md``). :meth:`SimulatorState.from_dict` reads the state-file format, fills every
-missing optional field with its QRS default and normalizes dates; :meth:`SimulatorState.to_dict`
-writes it back. Objects are never changed in place once loaded: a mutation replaces the dict, so a
+missing optional field with its QRS default (except those an object lists under ``_absent``) and
+normalizes dates, and serves every value the state gives as it is (a ``null`` list stays ``null``),
+so tests can reproduce an odd QRS; :meth:`SimulatorState.to_dict` writes it back. Objects are never changed in place once loaded: a mutation replaces the dict, so a
 snapshot taken under the store's lock stays consistent while it is serialized without the lock.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,9 +180,17 @@ class SimulatorState:
 
     def to_dict(self) -> dict[str, Any]:
         """The state-file format: allocations carry their condensed user object."""
-        document: dict[str, Any] = {"now": self.now, "users": list(self.users.values())}
+        document: dict[str, Any] = {
+            "now": self.now,
+            "users": [_absent_named(u, USER_FIELDS) for u in self.users.values()],
+        }
         for collection in ALLOCATION_COLLECTIONS:
-            document[collection] = list(self.allocations[collection].values())
+            fields = ALLOCATION_FIELDS
+            if collection == "useraccesstype":
+                fields = tuple(f for f in fields if f != "excess")
+            document[collection] = [
+                _absent_named(a, fields) for a in self.allocations[collection].values()
+            ]
         document["license"] = self.license
         document["totals"] = {
             key.removesuffix("accesstype"): self.total(key)
@@ -190,6 +199,13 @@ class SimulatorState:
         document["overview"] = self.overview
         document["about"] = self.about
         return document
+
+
+def _absent_named(obj: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """``obj`` as the state file writes it: QRS fields it lacks are listed under ``_absent``, so
+    that loading the file again serves the same object (and does not fill in defaults)."""
+    absent = [f for f in fields if f not in obj]
+    return {**obj, ABSENT: absent} if absent else obj
 
 
 def condensed_user(user: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,28 +228,61 @@ def normalize_user(raw: Mapping[str, Any], now: str, where: str) -> dict[str, An
         "modifiedByUserName": raw.get("modifiedByUserName", SERVICE_USER),
         "schemaPath": raw.get("schemaPath", "User"),
         "privileges": raw.get("privileges"),
-        "customProperties": [
-            normalize_custom_property(value, now, f"{where}.customProperties[{i}]")
-            for i, value in enumerate(raw.get("customProperties") or [])
-        ],
+        "customProperties": _each(
+            raw,
+            "customProperties",
+            lambda i, value: normalize_custom_property(
+                value, now, f"{where}.customProperties[{i}]"
+            ),
+        ),
         "userId": user_id,
         "userDirectory": directory,
         "userDirectoryConnectorName": raw.get("userDirectoryConnectorName", directory),
         "name": raw.get("name", user_id),
-        "roles": list(raw.get("roles") or []),
-        "attributes": list(raw.get("attributes") or []),
-        "inactive": bool(raw.get("inactive", False)),
-        "removedExternally": bool(raw.get("removedExternally", False)),
-        "blacklisted": bool(raw.get("blacklisted", False)),
-        "deleteProhibited": bool(raw.get("deleteProhibited", False)),
-        "tags": [
-            normalize_tag(tag, f"{where}.tags[{i}]") for i, tag in enumerate(raw.get("tags") or [])
-        ],
-        "favorites": list(raw.get("favorites") or []),
+        "roles": _each(raw, "roles"),
+        "attributes": _each(raw, "attributes"),
+        "inactive": raw.get("inactive", False),
+        "removedExternally": raw.get("removedExternally", False),
+        "blacklisted": raw.get("blacklisted", False),
+        "deleteProhibited": raw.get("deleteProhibited", False),
+        "tags": _each(raw, "tags", lambda i, tag: normalize_tag(tag, f"{where}.tags[{i}]")),
+        "favorites": _each(raw, "favorites"),
     }
-    for extra, value in raw.items():  # keep fields a newer QRS might return
-        user.setdefault(extra, value)
-    return user
+    return _with_extras_and_absent(user, raw, where)
+
+
+def _each(
+    raw: Mapping[str, Any], key: str, normalize: Callable[[int, Any], Any] | None = None
+) -> Any:
+    """A list field: missing is QRS's default ``[]``; a list has its items normalized; any other
+    value (``null``, a string...) is served as given, so tests can reproduce an odd QRS."""
+    if key not in raw:
+        return []
+    value = raw[key]
+    if not isinstance(value, list):
+        return value
+    return [normalize(i, item) for i, item in enumerate(value)] if normalize else list(value)
+
+
+#: The state-file key naming fields to leave out of an object, as a QRS that omits them would.
+ABSENT = "_absent"
+
+
+def _with_extras_and_absent(
+    obj: dict[str, Any], raw: Mapping[str, Any], where: str
+) -> dict[str, Any]:
+    """Keep fields a newer QRS might return, then drop those the state lists under ``_absent``."""
+    for extra, value in raw.items():
+        if extra != ABSENT:
+            obj.setdefault(extra, value)
+    absent = raw.get(ABSENT) or []
+    if not isinstance(absent, list) or not all(isinstance(k, str) for k in absent):
+        raise StateError(f"{where}: '{ABSENT}' must be a list of field names")
+    if "id" in absent:
+        raise StateError(f"{where}: '{ABSENT}' cannot remove 'id'")
+    for key in absent:
+        obj.pop(key, None)
+    return obj
 
 
 def normalize_tag(raw: Any, where: str) -> dict[str, Any]:
@@ -310,9 +359,7 @@ def normalize_allocation(
     }
     if schema_path == ALLOCATION_COLLECTIONS["useraccesstype"]:
         del allocation["excess"]
-    for extra, value in raw.items():
-        allocation.setdefault(extra, value)
-    return allocation
+    return _with_extras_and_absent(allocation, raw, where)
 
 
 def _allocation_user(

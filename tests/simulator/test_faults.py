@@ -104,6 +104,28 @@ def test_malformed_json(sim: Simulator, qrs: Qrs) -> None:
     assert qrs.get("/qrs/user/count").json() == {"value": 8}
 
 
+def test_duplicate_lists_every_object_twice_with_a_changed_twin(sim: Simulator, qrs: Qrs) -> None:
+    sim.add_fault("GET /qrs/user/full", "duplicate", body='{"tags": []}', count=1)
+    sim.add_fault("GET /qrs/about", "duplicate", count=1)  # not a list: answered as usual
+    plain = sim.store.objects("user")
+    twice = qrs.get("/qrs/user/full").json()
+    assert [u["id"] for u in twice] == [u["id"] for u in plain for _ in (1, 2)]
+    assert twice[0] == plain[0] and twice[1] == {**plain[0], "tags": []}
+    assert qrs.get("/qrs/about").json()["schemaPath"] == "About"
+    assert len(qrs.get("/qrs/user/full").json()) == len(plain)  # count=1: used up
+    with pytest.raises(FaultConfigError, match="JSON object"):
+        sim.add_fault("GET /qrs/user/full", "duplicate", body="[1]")
+
+
+def test_null_lists_of_a_loaded_state_are_served_as_null(make_sim: Any) -> None:
+    odd = {"id": pid(1), "userDirectory": "A", "userId": "n", "tags": None}
+    absent = {"id": pid(2), "userDirectory": "A", "userId": "m", "_absent": ["customProperties"]}
+    qrs = Qrs(make_sim({"users": [odd, absent]}))
+    served = {u["userId"]: u for u in qrs.get("/qrs/user/full").json()}
+    assert served["n"]["tags"] is None and served["n"]["customProperties"] == []
+    assert "customProperties" not in served["m"] and served["m"]["tags"] == []
+
+
 def test_rules_over_admin_api(qrs: Qrs) -> None:
     document = {
         "latency_ms": 0,

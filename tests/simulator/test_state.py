@@ -168,3 +168,41 @@ def test_round_trip() -> None:
 def test_state_errors_name_the_object(document: object, message: str) -> None:
     with pytest.raises(StateError, match=message):
         SimulatorState.from_dict(document, NOW)  # type: ignore[arg-type]
+
+
+def test_values_the_state_gives_are_served_as_they_are() -> None:
+    """Null lists and flags are not turned into [] and false: tests reproduce an odd QRS."""
+    document = {
+        "users": [
+            {"id": uid(1), "userDirectory": "A", "userId": "n", "tags": None, "inactive": None},
+            {"id": uid(2), "userDirectory": "A", "userId": "m", "customProperties": None},
+            {"id": uid(3), "userDirectory": "A", "userId": "s", "tags": "Finance"},
+        ]
+    }
+    users = SimulatorState.from_dict(document, NOW).users
+    assert users[uid(1)]["tags"] is None and users[uid(1)]["inactive"] is None
+    assert users[uid(1)]["customProperties"] == []  # missing: QRS's default
+    assert users[uid(2)]["customProperties"] is None and users[uid(2)]["tags"] == []
+    assert users[uid(3)]["tags"] == "Finance"
+
+
+def test_absent_fields_are_left_out_and_survive_a_round_trip() -> None:
+    document = {
+        "users": [
+            {"id": uid(1), "userDirectory": "A", "userId": "n", "_absent": ["tags", "inactive"]}
+        ],
+        "useraccesstype": [{"user": uid(1), "_absent": ["quarantineEnd"]}],
+    }
+    state = SimulatorState.from_dict(document, NOW)
+    (user,) = state.users.values()
+    assert "tags" not in user and "inactive" not in user and "_absent" not in user
+    assert "customProperties" in user
+    (allocation,) = state.allocations["useraccesstype"].values()
+    assert "quarantineEnd" not in allocation and "excess" not in allocation
+    again = SimulatorState.from_dict(json.loads(dump(state)), NOW)
+    assert dump(again) == dump(state)
+    assert again.users == state.users
+    with pytest.raises(StateError, match="cannot remove 'id'"):
+        SimulatorState.from_dict({"users": [dict(document["users"][0], _absent=["id"])]}, NOW)
+    with pytest.raises(StateError, match="list of field names"):
+        SimulatorState.from_dict({"users": [dict(document["users"][0], _absent="tags")]}, NOW)
