@@ -1,24 +1,24 @@
 """Plain, immutable data that flows between the core and plugins.
 
-QRS answers are parsed into these classes exactly once: in bulk, straight from the response
-bytes, by :func:`decode_allocations` and :func:`decode_users`, or one object at a time by
-:func:`parse_allocation` and :func:`parse_user` (same checks, same result); everything after that
-point (release rules, destinations, reports) works on
-validated values and never on raw JSON. A QRS object that cannot be interpreted raises
-:class:`QrsDataError`, and the release core keeps the allocation it belongs to: uncertain data
-never leads to a release.
+QRS answers are read into these classes exactly once, by one definition of a valid QRS object
+(see "QRS objects" below): in bulk, straight from the response bytes, by
+:func:`decode_allocations` and :func:`decode_users`, or from JSON values already parsed by
+:func:`read_allocations`, :func:`read_users`, :func:`parse_allocation` and :func:`parse_user`
+(same rules, same result). Everything after that point (release rules, destinations, reports)
+works on validated values and never on raw JSON. A QRS object that cannot be interpreted is
+:class:`Unreadable` (or raises :class:`QrsDataError`), with the reason, and the release core
+keeps the allocation it belongs to: uncertain data never leads to a release.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import re
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Protocol, runtime_checkable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Annotated, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -40,6 +40,7 @@ MEASUREMENT_SERVER_LICENSE = "qlik_sense_server_license"
 DEFAULT_REPORT_FILE = "release-report.json"
 
 FieldValue = float | int | bool | str
+_T = TypeVar("_T")
 
 
 def fold(text: str) -> str:
@@ -101,18 +102,15 @@ class Point:
 # a fraction of their time, and decoded straight from QRS's JSON bytes (see decode_allocations
 # and decode_users): a release run at 100,000 users builds half a million of them. ``gc=False``:
 # they only hold strings, dates and other such records, so they can never be part of a cycle.
-# Field names are the agent's; ``name=`` gives the QRS key a field is decoded from.
-
-#: A datetime that must carry a time zone (QRS always answers UTC, ``...Z``).
-AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+# They are built from the wire objects below (see "QRS objects"), never decoded directly.
 
 
 class UserRef(msgspec.Struct, frozen=True, gc=False):
     """The condensed user embedded in an allocation."""
 
     id: str
-    user_directory: str = msgspec.field(name="userDirectory")
-    user_id: str = msgspec.field(name="userId")
+    user_directory: str
+    user_id: str
     name: str = ""
 
 
@@ -149,7 +147,7 @@ class User(msgspec.Struct, frozen=True, gc=False):
 
 
 class Allocation(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    """A Professional or Analyzer access allocation (built by keyword only).
+    """A license allocation (Professional, Analyzer, User access...; built by keyword only).
 
     ``last_used`` is ``None`` for an allocation that was never used (QRS gives null, or a
     sentinel earlier than ``created``). ``user`` is ``None`` when the owner was deleted; then
@@ -160,12 +158,12 @@ class Allocation(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     id: str
     license_type: str = ""
     user: UserRef | None = None
-    created: AwareDatetime = msgspec.field(name="createdDate")
-    last_used: AwareDatetime | None = msgspec.field(default=None, name="lastUsed")
+    created: datetime
+    last_used: datetime | None = None
     quarantined: bool = False
-    quarantine_end: AwareDatetime | None = msgspec.field(default=None, name="quarantineEnd")
-    deleted_user_directory: str = msgspec.field(default="", name="deletedUserDirectory")
-    deleted_user_id: str = msgspec.field(default="", name="deletedUserId")
+    quarantine_end: datetime | None = None
+    deleted_user_directory: str = ""
+    deleted_user_id: str = ""
 
     @property
     def owner_directory(self) -> str:
@@ -360,56 +358,24 @@ class Destination(Protocol):
     def close(self) -> None: ...
 
 
-# --------------------------------------------------------------------------- parsing
-
-_fromiso = datetime.fromisoformat
-
-
-def _qrs_time_fast(value: Any) -> datetime | None:
-    """QRS's own format (``2026-01-23T04:56:07.000Z``), nearly every value: fromisoformat
-    (Python 3.11+) reads it ten times faster than the general path. ``None`` means "not that
-    format": the general path decides (and says what is wrong)."""
-    if type(value) is str and len(value) == 24 and value[23] == "Z" and value[10] == "T":
-        try:
-            return _fromiso(value)
-        except ValueError:
-            return None
-    return None
-
-
-#: RFC 3339 as QRS and msgspec read it: ``T``, ``t`` or a space between date and time, ``Z`` or
-#: ``z`` for UTC; seconds, fraction and offset optional (no offset means UTC).
-_TIME_RE = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2})(?::(\d{2})(?:\.(\d+))?)?([Zz]|[+-]\d{2}:?\d{2})?$"
-)
+# --------------------------------------------------------------------------- timestamps
 
 
 def parse_qrs_time(value: Any) -> datetime | None:
-    """Parse a QRS timestamp (``2026-01-23T04:56:07.000Z``) to aware UTC; ``None`` stays None.
+    """Parse a timestamp (``2026-01-23T04:56:07.000Z``) to aware UTC; ``None`` stays None.
 
-    Reads what :func:`decode_allocations` reads (msgspec's RFC 3339): more than 6 fraction
-    digits are rounded to the microsecond by the 7th. Raises :class:`QrsDataError` for
-    anything else.
+    msgspec's RFC 3339, the rules every QRS object is read by (see "QRS objects" below); a
+    timestamp without an offset is read as UTC here, for the agent's own files and options.
+    Raises :class:`QrsDataError` for anything else.
     """
     if value is None:
         return None
-    fast = _qrs_time_fast(value)
-    if fast is not None:
-        return fast
-    m = _TIME_RE.match(value.strip()) if isinstance(value, str) else None
-    if m is None:
-        raise QrsDataError(f"not a QRS timestamp: {str(value)[:40]!r}")
-    day, hours_minutes, seconds, fraction, offset = m.groups()
-    if offset is None or offset in "Zz":
-        offset = "+00:00"
-    fraction = fraction or ""
-    text = f"{day}T{hours_minutes}:{seconds or '00'}.{fraction[:6].ljust(6, '0')}{offset}"
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise QrsDataError(f"not a QRS timestamp: {value[:40]!r}") from exc
-    if fraction[6:7] >= "5":
-        parsed += timedelta(microseconds=1)
+        parsed = msgspec.convert(value, datetime)
+    except msgspec.ValidationError:
+        raise QrsDataError(f"not a QRS timestamp: {str(value)[:40]!r}") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
 
 
@@ -419,162 +385,41 @@ def format_qrs_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-def _str(obj: Mapping[str, Any], key: str, *, required: bool = True) -> str:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise QrsDataError(f"missing {key!r}")
-        return ""
-    if not isinstance(value, str):
-        raise QrsDataError(f"{key!r} is not a string")
-    return value
-
-
-def parse_user_ref(obj: Any) -> UserRef:
-    if type(obj) is not dict and not isinstance(obj, Mapping):
-        raise QrsDataError("user is not an object")
-    user_id_, directory, user_id, name = _user_names(obj)
-    if not user_id_ or not user_id:
-        raise QrsDataError("user has an empty id or userId")
-    return UserRef(user_id_, directory, user_id, name)
-
-
-def _user_names(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    """``id``, ``userDirectory``, ``userId`` (required strings) and ``name`` (or "")."""
-    return (
-        _str(obj, "id"),
-        _str(obj, "userDirectory"),
-        _str(obj, "userId"),
-        _str(obj, "name", required=False),
-    )
-
-
-def parse_allocation(obj: Any, license_type: str) -> Allocation:
-    """Turn one QRS allocation object into an :class:`Allocation`, or raise QrsDataError."""
-    if type(obj) is not dict and not isinstance(obj, Mapping):
-        raise QrsDataError("allocation is not an object")
-    get = obj.get
-    alloc_id = _str(obj, "id")
-    if not alloc_id:
-        raise QrsDataError("allocation has an empty id")
-    created = parse_qrs_time(get("createdDate"))
-    if created is None:
-        raise QrsDataError("allocation has no createdDate")
-    last_used = parse_qrs_time(get("lastUsed"))
-    if last_used is not None and last_used < created:
-        last_used = None  # QRS's "never used" sentinel (1753-01-01)
-    quarantined = get("quarantined", False)
-    if type(quarantined) is not bool:
-        raise QrsDataError("'quarantined' is not a boolean")
-    quarantine_end = None
-    with contextlib.suppress(QrsDataError):  # informative only; never decides anything
-        quarantine_end = parse_qrs_time(get("quarantineEnd"))
-    if quarantine_end is not None and quarantine_end.year <= 1753:
-        quarantine_end = None  # QRS's "not quarantined" sentinel
-    raw_user = get("user")
-    user = parse_user_ref(raw_user) if raw_user is not None else None
-    deleted_dir = get("deletedUserDirectory")
-    if type(deleted_dir) is not str:
-        deleted_dir = _str(obj, "deletedUserDirectory", required=False)
-    deleted_id = get("deletedUserId")
-    if type(deleted_id) is not str:
-        deleted_id = _str(obj, "deletedUserId", required=False)
-    if user is None and not deleted_id:
-        raise QrsDataError("allocation has neither a user nor a deletedUserId")
-    return Allocation(
-        id=alloc_id,
-        license_type=license_type,
-        user=user,
-        created=created,
-        last_used=last_used,
-        quarantined=quarantined,
-        quarantine_end=quarantine_end,
-        deleted_user_directory=deleted_dir,
-        deleted_user_id=deleted_id,
-    )
-
-
-def parse_user(obj: Any) -> User:
-    """Turn one QRS user object (``/qrs/user/full``) into a :class:`User`, or raise."""
-    if type(obj) is not dict and not isinstance(obj, Mapping):
-        raise QrsDataError("user is not an object")
-    get = obj.get
-    tags_raw, props_raw, attributes_raw = get("tags"), get("customProperties"), get("attributes")
-    # Most users have no tags, properties or attributes: skip the loops for them.
-    tags = () if tags_raw is None or tags_raw == [] else _tag_names(tags_raw)
-    props = () if props_raw is None or props_raw == [] else _property_values(props_raw)
-    attributes = (
-        () if attributes_raw is None or attributes_raw == [] else _attributes(attributes_raw)
-    )
-    user_id_, directory, user_id, name = _user_names(obj)
-    if not user_id:
-        raise QrsDataError("user has an empty userId")
-    inactive, blocked, removed = get("inactive"), get("blacklisted"), get("removedExternally")
-    return User(
-        user_id_,
-        directory,
-        user_id,
-        name,
-        inactive if type(inactive) is bool else None,
-        blocked if type(blocked) is bool else None,
-        removed if type(removed) is bool else None,
-        tags,
-        props,
-        attributes,
-    )
-
-
-def _list(value: Any, key: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise QrsDataError(f"{key!r} is not a list")
-    return value
-
-
-def _tag_names(raw: Any) -> tuple[str, ...]:
-    names = []
-    for tag in _list(raw, "tags"):
-        name = tag.get("name") if isinstance(tag, Mapping) else None
-        if not isinstance(name, str):
-            raise QrsDataError("a tag has no name")
-        names.append(name)
-    return tuple(names)
-
-
-def _property_values(raw: Any) -> tuple[CustomPropertyValue, ...]:
-    values = []
-    for prop in _list(raw, "customProperties"):
-        definition = prop.get("definition") if isinstance(prop, Mapping) else None
-        if not isinstance(definition, Mapping) or not isinstance(definition.get("name"), str):
-            raise QrsDataError("a custom property value has no definition name")
-        value = prop.get("value")
-        values.append(CustomPropertyValue(definition["name"], "" if value is None else str(value)))
-    return tuple(values)
-
-
-def _attributes(raw: Any) -> tuple[UserAttribute, ...]:
-    attributes = []
-    for attribute in _list(raw, "attributes"):
-        kind = attribute.get("attributeType") if isinstance(attribute, Mapping) else None
-        if not isinstance(kind, str):
-            raise QrsDataError("an attribute has no attributeType")
-        value = attribute.get("attributeValue")
-        attributes.append(UserAttribute(kind, "" if value is None else str(value)))
-    return tuple(attributes)
-
-
-# --------------------------------------------------------------------------- bulk decoding
+# --------------------------------------------------------------------------- QRS objects
 #
-# The release run's two big reads, decoded from the response bytes in one C call each. Only a
-# body whose every object has the usual shape is decoded this way, and the decoded objects are
-# then held to exactly the checks of parse_allocation / parse_user. Anything else (one odd
-# object in 100,000) makes the whole body come back as plain JSON values, which the release
-# core parses one by one with the functions above, so each odd object gets its own reason and
-# nothing about it is guessed.
+# The one definition of a valid QRS allocation and user: the wire Structs below (the fields the
+# agent takes, named and typed as QRS sends them, read by msgspec's rules, timestamps included)
+# plus _allocation / _user (the checks types cannot say, and the move to the agent's models).
+# Every path goes through them: a response body in bulk (decode_allocations, decode_users), a
+# JSON object already parsed (parse_allocation, parse_user, read_allocations, read_users).
+# An object that does not fit is Unreadable, with its own reason: one odd object in 100,000
+# never makes the others unreadable, and nothing about it is guessed.
 
-_ALLOCATIONS = msgspec.json.Decoder(list[Allocation])
-_force = msgspec.structs.force_setattr
-#: Custom property and attribute values: parse_user takes any scalar and keeps str(value).
+#: A datetime that must carry a time zone (QRS always answers UTC, ``...Z``): a timestamp
+#: without one is ambiguous, so the allocation it belongs to cannot be judged.
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+#: Custom property and attribute values: any scalar, kept as ``str(value)``.
 _Scalar = str | int | float | bool | None
+
+
+class _UserRefObject(msgspec.Struct, gc=False):
+    id: str
+    userDirectory: str
+    userId: str
+    name: str | None = None
+
+
+class _AllocationObject(msgspec.Struct, gc=False):
+    """The fields of a ``/qrs/license/<type>/full`` object that :class:`Allocation` takes."""
+
+    id: str
+    createdDate: AwareDatetime
+    user: _UserRefObject | None = None
+    lastUsed: AwareDatetime | None = None
+    quarantined: bool = False
+    quarantineEnd: AwareDatetime | None = None
+    deletedUserDirectory: str | None = None
+    deletedUserId: str | None = None
 
 
 class _Named(msgspec.Struct, gc=False):
@@ -592,21 +437,121 @@ class _Attribute(msgspec.Struct, gc=False):
 
 
 class _UserObject(msgspec.Struct, gc=False):
-    """The fields of a ``/qrs/user/full`` object that :class:`User` takes, as QRS names them."""
+    """The fields of a ``/qrs/user/full`` object that :class:`User` takes.
+
+    ``tags`` and ``customProperties`` are required lists: QRS always sends both, and a user
+    whose tags are null or absent might be one a tag rule protects, so it cannot be judged.
+    A flag that is null or absent is ``None`` (flag rules then protect the user).
+    """
 
     id: str
     userDirectory: str
     userId: str
+    tags: list[_Named]
+    customProperties: list[_PropertyValue]
     name: str | None = None
     inactive: bool | None = None
     blacklisted: bool | None = None
     removedExternally: bool | None = None
-    tags: list[_Named] | None = None
-    customProperties: list[_PropertyValue] | None = None
     attributes: list[_Attribute] | None = None
 
 
-_USERS = msgspec.json.Decoder(list[_UserObject])
+def _allocation(o: _AllocationObject, license_type: str) -> Allocation:
+    """The :class:`Allocation` of a decoded allocation object, or :class:`QrsDataError`."""
+    user = o.user
+    if not o.id:
+        raise QrsDataError("allocation has an empty id")
+    if user is None:
+        if not o.deletedUserId:
+            raise QrsDataError("allocation has neither a user nor a deletedUserId")
+    elif not (user.id and user.userId):
+        raise QrsDataError("user has an empty id or userId")
+    created, last_used, quarantine_end = o.createdDate, o.lastUsed, o.quarantineEnd
+    return Allocation(
+        id=o.id,
+        license_type=license_type,
+        user=None
+        if user is None
+        else UserRef(user.id, user.userDirectory, user.userId, user.name or ""),
+        created=created,
+        # QRS's "never used" sentinel (1753-01-01) is earlier than any assignment.
+        last_used=None if last_used is not None and last_used < created else last_used,
+        quarantined=o.quarantined,
+        # QRS's "not quarantined" sentinel.
+        quarantine_end=None
+        if quarantine_end is not None and quarantine_end.year <= 1753
+        else quarantine_end,
+        deleted_user_directory=o.deletedUserDirectory or "",
+        deleted_user_id=o.deletedUserId or "",
+    )
+
+
+def _user(o: _UserObject) -> User:
+    """The :class:`User` of a decoded user object, or :class:`QrsDataError`."""
+    if not o.id or not o.userId:
+        raise QrsDataError("user has an empty id or userId")
+    tags, props, attributes = o.tags, o.customProperties, o.attributes
+    return User(
+        o.id,
+        o.userDirectory,
+        o.userId,
+        o.name or "",
+        o.inactive,
+        o.blacklisted,
+        o.removedExternally,
+        # Most users have no tags, properties or attributes: no generator for them.
+        tuple([t.name for t in tags]) if tags else (),
+        tuple(
+            [
+                CustomPropertyValue(p.definition.name, "" if p.value is None else str(p.value))
+                for p in props
+            ]
+        )
+        if props
+        else (),
+        tuple(
+            [
+                UserAttribute(
+                    a.attributeType, "" if a.attributeValue is None else str(a.attributeValue)
+                )
+                for a in attributes
+            ]
+        )
+        if attributes
+        else (),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A QRS object that does not fit its model: the JSON QRS sent (for a user QRS sent twice,
+    its id and names), and what is wrong with it."""
+
+    raw: Any
+    reason: str
+
+    @property
+    def id(self) -> str | None:
+        """The object's ``id`` if it has a string one (lower-case ids are QRS's own)."""
+        value = self.raw.get("id") if isinstance(self.raw, dict) else None
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded(Generic[_T]):
+    """A QRS list answer read into models: the objects that fit, and those that do not."""
+
+    valid: list[_T] = field(default_factory=list)
+    unreadable: list[Unreadable] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        """How many objects QRS listed."""
+        return len(self.valid) + len(self.unreadable)
+
+
+def _reason(exc: Exception) -> str:
+    # msgspec says what and where ("Expected `str`, got `null` - at `$.user.userId`").
+    return str(exc) or type(exc).__name__
 
 
 def _no_bom(body: bytes) -> bytes:
@@ -623,81 +568,111 @@ def decode_json(body: bytes) -> Any:
         raise ValueError(str(exc)) from None
 
 
-def _decode_as(decoder: msgspec.json.Decoder, body: bytes) -> Any:
-    """The body decoded by ``decoder``, or ``None`` if some value does not fit its types."""
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _decode_list(
+    body: bytes,
+    all_at_once: msgspec.json.Decoder,
+    one: msgspec.json.Decoder,
+    finish: Callable[[Any], _T],
+) -> Decoded[_T]:
+    """A JSON list body through ``finish``: in one C call when every object fits (nearly every
+    answer), else one object at a time, so only the odd ones are :class:`Unreadable`.
+
+    Raises ``ValueError`` if the body is not JSON, :class:`QrsDataError` if it is no list.
+    """
+    body = _no_bom(body)
     try:
-        return decoder.decode(_no_bom(body))
-    except msgspec.ValidationError:
-        return None
-    except msgspec.DecodeError as exc:  # not JSON at all
+        return Decoded(list(map(finish, all_at_once.decode(body))))
+    except (msgspec.ValidationError, QrsDataError):
+        pass  # some object does not fit: find which
+    except msgspec.DecodeError as exc:
         raise ValueError(str(exc)) from None
+    try:
+        raws = _RAW_LIST.decode(body)
+    except msgspec.ValidationError as exc:
+        raise QrsDataError(f"expected a JSON list ({exc})") from None
+    result: Decoded[_T] = Decoded()
+    for raw in raws:
+        try:
+            result.valid.append(finish(one.decode(raw)))
+        except (msgspec.ValidationError, QrsDataError) as exc:
+            result.unreadable.append(Unreadable(msgspec.json.decode(raw), _reason(exc)))
+    return result
 
 
-def decode_allocations(body: bytes, license_type: str) -> list[Any]:
-    """A QRS allocation list (``/qrs/license/<type>/full``) as :class:`Allocation` objects, or,
-    when any object in it is unusual, as plain JSON values for :func:`parse_allocation`.
-
-    Raises ``ValueError`` if the body is not JSON. The result is whatever JSON the body holds
-    when it is not a list: the caller checks.
-    """
-    allocations = _decode_as(_ALLOCATIONS, body)
-    if allocations is None:
-        return decode_json(body)
-    force = _force
-    for allocation in allocations:
-        # parse_allocation's checks and normalisations, on the decoded values.
-        user = allocation.user
-        if not allocation.id or (
-            not allocation.deleted_user_id if user is None else not (user.id and user.user_id)
-        ):
-            return decode_json(body)
-        force(allocation, "license_type", license_type)
-        last_used = allocation.last_used
-        if last_used is not None and last_used < allocation.created:
-            force(allocation, "last_used", None)  # QRS's "never used" sentinel
-        quarantine_end = allocation.quarantine_end
-        if quarantine_end is not None and quarantine_end.year <= 1753:
-            force(allocation, "quarantine_end", None)
-    return allocations
+def _read_list(objects: Iterable[Any], wire: type[Any], finish: Callable[[Any], _T]) -> Decoded[_T]:
+    """Like :func:`_decode_list`, for JSON values already parsed (same Structs, same rules)."""
+    result: Decoded[_T] = Decoded()
+    for obj in objects:
+        try:
+            result.valid.append(finish(msgspec.convert(obj, wire)))
+        except (msgspec.ValidationError, QrsDataError) as exc:
+            result.unreadable.append(Unreadable(obj, _reason(exc)))
+    return result
 
 
-def decode_users(body: bytes) -> list[Any]:
-    """A ``/qrs/user/full`` list as :class:`User` objects, or, when any object in it is unusual,
-    as plain JSON values for :func:`parse_user`. Raises ``ValueError`` if the body is not JSON.
-    """
-    objects = _decode_as(_USERS, body)
-    if objects is None:
-        return decode_json(body)
-    users = []
-    append = users.append
-    for o in objects:
-        if not o.userId:
-            return decode_json(body)
-        tags, props, attributes = o.tags, o.customProperties, o.attributes
-        append(
-            User(
-                o.id,
-                o.userDirectory,
-                o.userId,
-                o.name or "",
-                o.inactive,
-                o.blacklisted,
-                o.removedExternally,
-                tuple(t.name for t in tags) if tags else (),
-                tuple(
-                    CustomPropertyValue(p.definition.name, "" if p.value is None else str(p.value))
-                    for p in props
-                )
-                if props
-                else (),
-                tuple(
-                    UserAttribute(
-                        a.attributeType, "" if a.attributeValue is None else str(a.attributeValue)
-                    )
-                    for a in attributes
-                )
-                if attributes
-                else (),
-            )
-        )
-    return users
+_ALLOCATIONS = msgspec.json.Decoder(list[_AllocationObject])
+_ALLOCATION = msgspec.json.Decoder(_AllocationObject)
+_USERS = msgspec.json.Decoder(list[_UserObject])
+_USER = msgspec.json.Decoder(_UserObject)
+
+
+def decode_allocations(body: bytes, license_type: str) -> Decoded[Allocation]:
+    """A QRS allocation list (``/qrs/license/<type>/full``) read into :class:`Allocation`
+    objects of ``license_type``. Raises ``ValueError`` if the body is not a JSON list."""
+    return _decode_list(body, _ALLOCATIONS, _ALLOCATION, lambda o: _allocation(o, license_type))
+
+
+def read_allocations(objects: Iterable[Any], license_type: str) -> Decoded[Allocation]:
+    """:func:`decode_allocations` for allocation objects already parsed from JSON."""
+    return _read_list(objects, _AllocationObject, lambda o: _allocation(o, license_type))
+
+
+def decode_users(body: bytes) -> Decoded[User]:
+    """A ``/qrs/user/full`` list read into :class:`User` objects. A user QRS returned more than
+    once is unreadable in every copy: which copy is true cannot be told. Raises ``ValueError``
+    if the body is not a JSON list."""
+    return _no_twins(_decode_list(body, _USERS, _USER, _user))
+
+
+def read_users(objects: Iterable[Any]) -> Decoded[User]:
+    """:func:`decode_users` for user objects already parsed from JSON."""
+    return _no_twins(_read_list(objects, _UserObject, _user))
+
+
+def _no_twins(users: Decoded[User]) -> Decoded[User]:
+    ids = [u.id.lower() for u in users.valid]
+    ids += [i.lower() for i in (u.id for u in users.unreadable) if i is not None]
+    if len(set(ids)) == len(ids):  # the usual answer: every user once
+        return users
+    twins = {i for i, n in Counter(ids).items() if n > 1}
+    why = "QRS returned this user more than once in one answer, so which copy is true is unknown"
+    result: Decoded[User] = Decoded()
+    for odd in users.unreadable:
+        twin = odd.id is not None and odd.id.lower() in twins
+        result.unreadable.append(Unreadable(odd.raw, why) if twin else odd)
+    for user in users.valid:
+        if user.id.lower() in twins:
+            names = {"id": user.id, "userDirectory": user.user_directory, "userId": user.user_id}
+            result.unreadable.append(Unreadable(names, why))
+        else:
+            result.valid.append(user)
+    return result
+
+
+def parse_allocation(obj: Any, license_type: str) -> Allocation:
+    """One QRS allocation object as an :class:`Allocation`, or :class:`QrsDataError`."""
+    try:
+        return _allocation(msgspec.convert(obj, _AllocationObject), license_type)
+    except msgspec.ValidationError as exc:
+        raise QrsDataError(_reason(exc)) from None
+
+
+def parse_user(obj: Any) -> User:
+    """One QRS user object (``/qrs/user/full``) as a :class:`User`, or :class:`QrsDataError`."""
+    try:
+        return _user(msgspec.convert(obj, _UserObject))
+    except msgspec.ValidationError as exc:
+        raise QrsDataError(_reason(exc)) from None

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
@@ -31,7 +31,15 @@ from loguru import logger
 
 from agent.clockskew import ServerClock
 from agent.config import SiteConfig
-from agent.models import User, decode_allocations, decode_json, decode_users
+from agent.models import (
+    Allocation,
+    Decoded,
+    QrsDataError,
+    User,
+    decode_allocations,
+    decode_json,
+    decode_users,
+)
 from agent.qrs_transport import (
     XRFKEY_LENGTH,
     QrsAuthError,
@@ -79,18 +87,53 @@ class DeleteOutcome(str, enum.Enum):
 class UserFetch:
     """The result of :meth:`QrsClient.get_users`; every requested id is in exactly one field.
 
-    :param users: the users keyed by lower-case id: :class:`agent.models.User` objects, or the
-        JSON objects of a chunk QRS answered in an unusual shape (parsed one by one later).
+    :param users: the users keyed by lower-case id.
     :param failed: lower-case id -> why it could not be fetched (its chunk failed after retries,
         QRS sent a malformed body, the id is not a GUID). These users are *unknown*, not absent.
+    :param unreadable: lower-case id -> why the user QRS returned cannot be used (a field is
+        null, missing or of the wrong type; the user came twice). Unknown, too.
     :param missing: ids QRS answered for but did not return: those users do not exist.
     :param requests: how many HTTP requests (chunks) the fetch needed, retries not counted.
     """
 
-    users: dict[str, Any] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
     missing: frozenset[str] = frozenset()
     requests: int = 0
+
+
+class ReleaseQrs(Protocol):
+    """What a release run asks of QRS: :class:`QrsClient` implements it, and so must any
+    stand-in (tests wrap or replace the client through exactly these calls)."""
+
+    def list_allocations(
+        self, resource: str, filter: str | None = None, *, license_type: str
+    ) -> Decoded[Allocation]: ...
+
+    def get_users(self, ids: Sequence[str]) -> UserFetch: ...
+
+    def delete_allocation(self, resource: str, allocation_id: str) -> DeleteOutcome: ...
+
+    #: Only asked when a DELETE was answered without a 204 (``None``: QRS answered 404).
+    def get_allocation(self, resource: str, allocation_id: str) -> dict[str, Any] | None: ...
+
+    def access_type_overview(self) -> dict[str, Any]: ...
+
+    def server_clock(self) -> ServerClock | None: ...
+
+
+def users_by_id(decoded: Decoded[User]) -> tuple[dict[str, User], dict[str, str]]:
+    """The users of one answer by lower-case id, and by id why the others cannot be used.
+
+    :raises QrsDataError: when an object has no id: who is missing could not be told.
+    """
+    odd: dict[str, str] = {}
+    for item in decoded.unreadable:
+        if item.id is None:
+            raise QrsDataError("QRS returned a user object without an id in GET /qrs/user/full")
+        odd[item.id.lower()] = f"QRS returned user data that cannot be read: {item.reason}"
+    return {user.id.lower(): user for user in decoded.valid}, odd
 
 
 # --------------------------------------------------------------------------- filters
@@ -184,21 +227,20 @@ class QrsClient:
         return self._get_object("/qrs/license")
 
     def list_allocations(
-        self, resource: str, filter: str | None = None, *, license_type: str | None = None
-    ) -> list[Any]:
-        """``GET /qrs/license/<resource>/full?filter=...``: allocations of one license type.
+        self, resource: str, filter: str | None = None, *, license_type: str
+    ) -> Decoded[Allocation]:
+        """``GET /qrs/license/<resource>/full?filter=...``: allocations of one license type,
+        read into :class:`agent.models.Allocation` objects (see
+        :func:`agent.models.decode_allocations`; objects that do not fit are ``unreadable``).
 
         :param resource: ``professionalaccesstype``, ``analyzeraccesstype``, ...
         :param filter: a QRS filter; build string values with :func:`quote_filter_value`.
-        :param license_type: the agent's name of the type (``professional``): then the list is
-            decoded straight into :class:`agent.models.Allocation` objects of that type (see
-            :func:`agent.models.decode_allocations`), else it holds the JSON objects.
+        :param license_type: the agent's name of the type (``professional``).
         """
-        path = f"/qrs/license/{_resource(resource)}/full"
-        if license_type is None:
-            return self._get_list(path, {"filter": filter})
-        return self._get_list(
-            path, {"filter": filter}, decode=lambda body: decode_allocations(body, license_type)
+        return self.transport.get_json(
+            f"/qrs/license/{_resource(resource)}/full",
+            {"filter": filter},
+            lambda body: decode_allocations(body, license_type),
         )
 
     def get_allocation(self, resource: str, allocation_id: str) -> dict[str, Any] | None:
@@ -230,23 +272,17 @@ class QrsClient:
             )
         return value
 
-    def get_users(
-        self,
-        ids: Sequence[str],
-        *,
-        on_chunk: Callable[[Mapping[str, Any]], None] | None = None,
-    ) -> UserFetch:
+    def get_users(self, ids: Sequence[str]) -> UserFetch:
         """Fetch many users by id with few requests: ``/qrs/user/full?filter=id eq .. or ..``
         in chunks of :attr:`chunk_size` ids (fewer if the URL would grow past
         :attr:`max_url_length`), up to ``configQRS.concurrency`` chunks at a time.
 
         Never raises for a failed chunk: its ids land in :attr:`UserFetch.failed` with the
-        reason, so the caller can keep exactly those allocations. A chunk whose answer holds
-        an object without an id is failed as a whole (we could not tell who is missing).
-
-        :param on_chunk: called in the caller's thread with each chunk's users (by lower-case
-            id) as soon as the chunk is in, while later chunks still download, so the caller
-            can work on them meanwhile (the release run parses them). What it raises propagates.
+        reason, so the caller can keep exactly those allocations. A user QRS returned in a
+        shape that does not fit (see :func:`agent.models.decode_users`) is in
+        :attr:`UserFetch.unreadable`; a chunk whose answer holds an object without an id is
+        failed as a whole (we could not tell who is missing). Each chunk is decoded in the
+        worker thread that fetched it, while the others download.
         """
         wanted: dict[str, None] = {}
         failed: dict[str, str] = {}
@@ -257,7 +293,8 @@ class QrsClient:
             else:
                 failed[key] = "not a QRS id (GUID)"
         chunks = list(self._chunks(list(wanted)))
-        users: dict[str, Any] = {}
+        users: dict[str, User] = {}
+        unreadable: dict[str, str] = {}
         missing: set[str] = set()
         if chunks:
             workers = min(self.concurrency, len(chunks))
@@ -268,10 +305,17 @@ class QrsClient:
                     if isinstance(result, str):
                         failed.update(dict.fromkeys(chunk, result))
                         continue
-                    users.update(result)
-                    missing.update(k for k in chunk if k not in result)
-                    if on_chunk is not None:
-                        on_chunk(result)
+                    found, odd = result
+                    users.update(found)
+                    unreadable.update(odd)
+                    missing.update(k for k in chunk if k not in found and k not in odd)
+        if unreadable:
+            logger.warning(
+                "QRS returned {} user(s) in a shape the agent cannot use (first: {}); their"
+                " allocations are kept",
+                len(unreadable),
+                next(iter(unreadable.values())),
+            )
         if failed:
             logger.warning(
                 "{} of {} users could not be fetched from QRS (first reason: {})",
@@ -280,7 +324,11 @@ class QrsClient:
                 next(iter(failed.values())),
             )
         return UserFetch(
-            users=users, failed=failed, missing=frozenset(missing), requests=len(chunks)
+            users=users,
+            failed=failed,
+            unreadable=unreadable,
+            missing=frozenset(missing),
+            requests=len(chunks),
         )
 
     def delete_allocation(self, resource: str, allocation_id: str) -> DeleteOutcome:
@@ -328,15 +376,7 @@ class QrsClient:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _get_object(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self.transport.get_json(path, params, expect=dict)
-
-    def _get_list(
-        self,
-        path: str,
-        params: Mapping[str, Any] | None = None,
-        decode: Callable[[bytes], Any] = decode_json,
-    ) -> list[Any]:
-        return self.transport.get_json(path, params, decode, expect=list)
+        return self.transport.get_json(path, params, decode_json, expect=dict)
 
     def _chunks(self, ids: list[str]) -> Iterator[list[str]]:
         """Cut validated GUIDs into chunks. A GUID is unchanged by URL encoding, so a clause's
@@ -361,28 +401,21 @@ class QrsClient:
         if chunk:
             yield chunk
 
-    def _fetch_user_chunk(self, chunk: list[str]) -> dict[str, Any] | str:
-        """The users of one chunk by lower-case id (:class:`agent.models.User` objects, or JSON
-        objects when QRS sent something unusual), or the reason the chunk failed."""
+    def _fetch_user_chunk(self, chunk: list[str]) -> tuple[dict[str, User], dict[str, str]] | str:
+        """The users of one chunk by lower-case id and, by id, why those QRS returned in an
+        unusable shape cannot be used; or the reason the whole chunk failed."""
         try:
-            body = self._get_list(
-                "/qrs/user/full", {"filter": filter_any_id(chunk)}, decode=decode_users
+            decoded: Decoded[User] = self.transport.get_json(
+                "/qrs/user/full", {"filter": filter_any_id(chunk)}, decode_users
             )
-        except QrsError as exc:
+            users, odd = users_by_id(decoded)
+        except (QrsError, QrsDataError) as exc:
             return str(exc)
-        found: dict[str, Any] = {}
         asked = set(chunk)
-        for obj in body:
-            if type(obj) is User:
-                user_id: Any = obj.id
-            else:
-                user_id = obj.get("id") if isinstance(obj, dict) else None
-                if not isinstance(user_id, str):
-                    return "QRS returned a user object without an id in GET /qrs/user/full"
-            key = user_id.lower()
-            if key in asked:
-                found[key] = obj
-        return found
+        return (
+            {key: user for key, user in users.items() if key in asked},
+            {key: why for key, why in odd.items() if key in asked},
+        )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -408,6 +441,7 @@ __all__ = [
     "QrsProtocolError",
     "QrsTimeout",
     "QrsTlsError",
+    "ReleaseQrs",
     "UserFetch",
     "encode_query",
     "filter_any_id",
@@ -415,4 +449,5 @@ __all__ = [
     "key_file_exposure",
     "new_xrfkey",
     "quote_filter_value",
+    "users_by_id",
 ]

@@ -51,7 +51,7 @@ from agent.certificates import diagnose_client_files, validity_period
 from agent.clockskew import ServerClock, read_date_header
 from agent.config import SiteConfig
 from agent.logging import header_secrets, mask_secrets, register_secret
-from agent.models import decode_json
+from agent.models import QrsDataError, decode_json
 
 #: Exponential backoff: the n-th retry waits up to BASE * 2**(n-1) seconds, never more than CAP.
 BACKOFF_BASE = 0.5
@@ -290,13 +290,22 @@ class QrsTransport:
         params: Mapping[str, Any] | None = None,
         decode: Callable[[bytes], Any] = decode_json,
         *,
-        expect: type[dict[str, Any]] | type[list[Any]],
+        expect: type[dict[str, Any]] | type[list[Any]] | None = None,
     ) -> Any:
-        """GET ``path``; the body decoded by ``decode``, which must be a JSON object (``dict``)
-        or list, as ``expect`` says; anything else is a :class:`QrsProtocolError`."""
+        """GET ``path``; the body decoded by ``decode``. A body that is not JSON, that ``decode``
+        finds of the wrong shape (:class:`agent.models.QrsDataError`), or that is not a JSON
+        object (``dict``) or list as ``expect`` says is a :class:`QrsProtocolError`."""
         response, _ = self.send("GET", path, params=params)
         try:
             body = decode(response.content)
+        except QrsDataError as exc:
+            raise QrsProtocolError(
+                f"GET {path}: {exc}",
+                method="GET",
+                path=path,
+                status=response.status_code,
+                body_excerpt=short_excerpt(response.text),
+            ) from None
         except ValueError:
             excerpt = short_excerpt(response.text)
             raise QrsProtocolError(
@@ -307,7 +316,7 @@ class QrsTransport:
                 status=response.status_code,
                 body_excerpt=excerpt,
             ) from None
-        if not isinstance(body, expect):
+        if expect is not None and not isinstance(body, expect):
             kind = "a JSON object" if expect is dict else "a JSON list"
             raise QrsProtocolError(
                 f"GET {path}: expected {kind}, got {type(body).__name__}",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import inspect
 import json
 import secrets
 from collections import Counter
@@ -28,12 +27,11 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import msgspec
 from loguru import logger
 
-from agent.clockskew import ServerClock, check_clock
+from agent.clockskew import check_clock
 from agent.journal import EventSink, JournalEntry, NullJournal, ReleaseJournal, release_event
 from agent.models import (
     FEATURE_LICENSE_RELEASE,
@@ -42,17 +40,16 @@ from agent.models import (
     AllocationDecision,
     Candidate,
     Decision,
+    Decoded,
     Point,
     QrsDataError,
     Reason,
     ReleaseRule,
     User,
     format_qrs_time,
-    parse_allocation,
     parse_qrs_time,
-    parse_user,
 )
-from agent.qrs import DeleteOutcome
+from agent.qrs import DeleteOutcome, ReleaseQrs, UserFetch
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig, SiteConfig
@@ -102,26 +99,6 @@ def gc_paused() -> Iterator[None]:
             gc.freeze()
             gc.unfreeze()
             gc.enable()
-
-
-# --------------------------------------------------------------------------- the QRS we need
-
-
-class ReleaseQrs(Protocol):
-    """What a release run needs from :class:`agent.qrs.QrsClient`."""
-
-    def list_allocations(self, resource: str, filter: str) -> list[dict[str, Any]]: ...
-
-    def get_users(self, ids: Iterable[str]) -> Any: ...
-
-    def delete_allocation(self, resource: str, allocation_id: str) -> Any: ...
-
-    #: Only asked when a DELETE was answered without a 204 (``None``: QRS answered 404).
-    def get_allocation(self, resource: str, allocation_id: str) -> Mapping[str, Any] | None: ...
-
-    def access_type_overview(self) -> Mapping[str, Any]: ...
-
-    def server_clock(self) -> ServerClock | None: ...
 
 
 #: ``progress(stage, done, total)``: called while a run lists, fetches and deletes.
@@ -204,20 +181,20 @@ def _stub_allocation(raw: Any, license_type: str, now: datetime) -> tuple[Alloca
 
 
 def screen(
-    raw_allocations: Iterable[Any], license_type: str, threshold_days: int, now: datetime
+    listing: Decoded[Allocation], license_type: str, threshold_days: int, now: datetime
 ) -> Screening:
-    """Parse the listed allocations and keep those past ``threshold_days`` at ``now``.
+    """Sort the listed allocations: keep those past ``threshold_days`` at ``now``.
 
     Decides ``skipped_quarantined`` (already in quarantine), ``not_eligible`` (used too
     recently) and ``kept`` (unreadable data); the rest are eligible, with their
     ``days_since_last_use = floor((now - last activity) / 24 h)``.
     """
     with gc_paused():
-        return _screen(raw_allocations, license_type, threshold_days, now)
+        return _screen(listing, license_type, threshold_days, now)
 
 
 def _screen(
-    raw_allocations: Iterable[Any], license_type: str, threshold_days: int, now: datetime
+    listing: Decoded[Allocation], license_type: str, threshold_days: int, now: datetime
 ) -> Screening:
     result = Screening()
     seen: dict[str, Allocation] = {}
@@ -225,22 +202,13 @@ def _screen(
     doubtful: set[str] = set()
     cutoff = release_cutoff(now, threshold_days)  # exact, to the microsecond
     eligible = result.eligible.append
-    for raw in raw_allocations:
-        if type(raw) is Allocation:  # decoded and checked by models.decode_allocations
-            allocation = raw
-            if allocation.license_type != license_type:
-                allocation = msgspec.structs.replace(allocation, license_type=license_type)
-        else:
-            try:
-                allocation = parse_allocation(raw, license_type)
-            except QrsDataError as exc:
-                raw_id = raw.get("id") if isinstance(raw, Mapping) else None
-                if isinstance(raw_id, str):
-                    doubtful.add(raw_id.lower())
-                stub, days = _stub_allocation(raw, license_type, now)
-                why = f"QRS returned allocation data that cannot be read: {exc}"
-                result.decisions.append(kept_for(stub, days, STEP_DATA, why))
-                continue
+    for odd in listing.unreadable:
+        if odd.id is not None:
+            doubtful.add(odd.id.lower())
+        stub, days = _stub_allocation(odd.raw, license_type, now)
+        why = f"QRS returned allocation data that cannot be read: {odd.reason}"
+        result.decisions.append(kept_for(stub, days, STEP_DATA, why))
+    for allocation in listing.valid:
         key = allocation.id
         if not key.islower():  # QRS ids are lower-case GUIDs: keep the string (and its hash)
             key = key.lower()
@@ -313,101 +281,76 @@ def _keep_doubtful(result: Screening, doubtful: set[str]) -> None:
 
 
 class UserIndex:
-    """The fetched owners by lower-case id, parsed on first use; and why others are unknown.
+    """The fetched owners by lower-case id; and, for owners that are unknown, why.
 
-    A user arrives either as a :class:`User` (the client decoded it) or as a QRS JSON object
-    (a chunk QRS answered in an unusual shape, or a QRS stand-in). JSON is parsed lazily,
-    because a user that cannot be parsed only matters if one of its allocations is eligible.
+    An owner is unknown when its look-up failed, when QRS answered it in a shape that cannot
+    be used (see :func:`agent.models.decode_users`), or when QRS has no such user: the
+    allocations of unknown owners are kept, with the step and reason given here.
     """
 
     def __init__(
-        self, raw: Mapping[str, Any] | None = None, unavailable: Mapping[str, str] | None = None
+        self,
+        users: Mapping[str, User] | None = None,
+        unavailable: Mapping[str, Reason] | None = None,
     ) -> None:
-        self._raw: dict[str, Any] = {}
-        self._parsed: dict[str, User] = {}
-        self.unavailable: dict[str, str] = {k.lower(): v for k, v in (unavailable or {}).items()}
-        if raw:
-            self.add(raw)
+        self._users: dict[str, User] = {}
+        self.unavailable: dict[str, Reason] = {k.lower(): v for k, v in (unavailable or {}).items()}
+        if users:
+            self.add(users)
 
-    def add(self, users: Mapping[str, Any], *, replace: bool = True) -> None:
+    def add(self, users: Mapping[str, User], *, replace: bool = True) -> None:
         """Add users by id; with ``replace=False`` ids already known keep their first value."""
-        parsed, pending = self._parsed, self._raw
-        if replace and not pending and set(map(type, users.values())) <= {User}:
-            # The usual bulk fetch: decoded users by lower-case id. Checked and added in C.
+        if replace:
             ids = "".join(users)
-            if ids == ids.lower():  # then every id is lower-case already
-                parsed.update(users)
+            if ids == ids.lower():  # every id lower-case already (QRS's own): added in C
+                self._users.update(users)
                 return
-        for user_id, value in users.items():
-            key = user_id if user_id.islower() else user_id.lower()
-            if not replace and (key in parsed or key in pending):
-                continue
-            if type(value) is User:
-                parsed[key] = value
-                if pending:
-                    pending.pop(key, None)
-            else:
-                pending[key] = value
-                parsed.pop(key, None)
+        for user_id, user in users.items():
+            key = user_id.lower()
+            if replace or key not in self._users:
+                self._users[key] = user
 
     def get(self, user_id: str) -> User | None:
-        """The user, or ``None`` (then :attr:`unavailable` holds why, if known)."""
-        # Fast path: QRS ids are lower-case already, and a decoded user is parsed.
-        user = self._parsed.get(user_id)
+        """The user, or ``None`` (then :meth:`why_unavailable` says why)."""
+        # Fast path: QRS ids are lower-case already.
+        user = self._users.get(user_id)
         if user is not None and user_id not in self.unavailable:
             return user
         key = user_id.lower()
         if key in self.unavailable:
             return None
-        user = self._parsed.get(key)
-        if user is not None:
-            return user
-        raw = self._raw.get(key)
-        if raw is None:
-            return None
-        try:
-            user = self._parsed[key] = parse_user(raw)
-        except QrsDataError as exc:
-            self.unavailable[key] = f"QRS returned user data that cannot be read: {exc}"
-            return None
-        return user
+        return self._users.get(key)
 
-    def why_unavailable(self, user_id: str) -> str:
-        return self.unavailable.get(user_id.lower(), "QRS did not return the user's details")
-
-    def parse_now(self, users: Mapping[str, Any]) -> None:
-        """Add users (by id) and parse any JSON ones at once instead of on first use: a release
-        run does this for each chunk of a bulk fetch while the next chunks download."""
-        self.add(users)
-        for user_id, value in users.items():
-            if type(value) is not User:
-                self.get(user_id)
+    def why_unavailable(self, user_id: str) -> Reason:
+        return self.unavailable.get(
+            user_id.lower(), Reason(STEP_USER_LOOKUP, "QRS did not return the user's details")
+        )
 
 
-def index_users(
-    users: Mapping[str, Any],
-    failed: Mapping[str, str] | None = None,
-    missing: Iterable[str] = (),
-    *,
-    index: UserIndex | None = None,
-) -> UserIndex:
-    """A :class:`UserIndex` from a bulk fetch (``UserFetch.users``/``failed``/``missing``).
+def index_users(fetch: UserFetch, *, index: UserIndex | None = None) -> UserIndex:
+    """A :class:`UserIndex` from a bulk fetch: its users, and why the others are unknown.
 
     :param index: complete this index (users it already holds stay as they are) instead of a
         new one.
     """
     unavailable = {
-        k.lower(): f"the user could not be fetched: {why}" for k, why in (failed or {}).items()
+        k.lower(): Reason(STEP_USER_LOOKUP, f"the user could not be fetched: {why}")
+        for k, why in fetch.failed.items()
     }
-    for user_id in missing:
+    for k, why in fetch.unreadable.items():
+        unavailable[k.lower()] = Reason(STEP_DATA, why)
+    for user_id in fetch.missing:
         unavailable.setdefault(
             user_id.lower(),
-            "the allocation names this user, but QRS has no user with that id;"
-            " kept until QRS is consistent",
+            Reason(
+                STEP_USER_LOOKUP,
+                "the allocation names this user, but QRS has no user with that id;"
+                " kept until QRS is consistent",
+            ),
         )
     if index is None:
-        return UserIndex(users, unavailable)
-    index.add(users, replace=False)
+        return UserIndex(fetch.users, unavailable)
+    index.add(fetch.users, replace=False)
     for key, why in unavailable.items():
         index.unavailable.setdefault(key, why)
     return index
@@ -476,7 +419,7 @@ def _decide_candidates(
         user = lookup(ref.id)
         if user is None:
             why = users.why_unavailable(ref.id)
-            kept.append(kept_for(allocation, days, STEP_USER_LOOKUP, why, ref.name))
+            kept.append(kept_for(allocation, days, why.rule, why.reason, ref.name))
             continue
         if user.user_id != ref.user_id or user.user_directory != ref.user_directory:
             # One QRS user, two names: renamed between the listing and the look-up. Rules
@@ -593,18 +536,18 @@ class TypeResult:
 
 def plan_type(
     settings: TypeSettings,
-    raw_allocations: Sequence[Any],
+    listing: Decoded[Allocation],
     users: UserIndex,
     rules: Sequence[ReleaseRule],
     now: datetime,
 ) -> TypeResult:
     """The whole decision for one type, without I/O: listed allocations and fetched users in,
     decisions and release candidates out."""
-    screening = screen(raw_allocations, settings.license_type, settings.threshold_days, now)
+    screening = screen(listing, settings.license_type, settings.threshold_days, now)
     kept, to_release = decide_candidates(screening.eligible, users, rules)
     return TypeResult(
         settings=settings,
-        listed=len(raw_allocations),
+        listed=len(listing),
         decisions=screening.decisions + kept,
         to_release=to_release,
     )
@@ -820,13 +763,12 @@ def _look_up_planned(
     ids = [e.allocation_id for e in entries if is_guid(e.allocation_id)]
     try:
         for start in range(0, len(ids), 50):
-            for raw in qrs.list_allocations(
-                settings.resource, filter_any_id(ids[start : start + 50])
-            ):
-                try:
-                    allocation = parse_allocation(raw, settings.license_type)
-                except QrsDataError:
-                    continue
+            listing = qrs.list_allocations(
+                settings.resource,
+                filter_any_id(ids[start : start + 50]),
+                license_type=settings.license_type,
+            )
+            for allocation in listing.valid:
                 found[allocation.id.lower()] = allocation
     except Exception as exc:
         failure = f"{type(exc).__name__}: {exc}"
@@ -998,28 +940,14 @@ def _fetch_users(qrs: ReleaseQrs, user_ids: set[str], index: UserIndex) -> None:
     if not user_ids:
         return
     try:
-        if _accepts(qrs.get_users, "on_chunk"):
-            # Each chunk is parsed while the next ones download: at 100,000 users that hides
-            # most of the parsing behind QRS's latency instead of adding it after the fetch.
-            fetched = qrs.get_users(sorted(user_ids), on_chunk=index.parse_now)
-        else:
-            fetched = qrs.get_users(sorted(user_ids))
+        fetched = qrs.get_users(sorted(user_ids))
     except Exception as exc:
         why = f"user look-up failed: {type(exc).__name__}: {exc}"
         logger.error("{}; the candidates are kept", why)
         for user_id in user_ids:
-            index.unavailable.setdefault(user_id.lower(), why)
+            index.unavailable.setdefault(user_id.lower(), Reason(STEP_USER_LOOKUP, why))
         return
-    index_users(fetched.users, fetched.failed, fetched.missing, index=index)
-
-
-def _accepts(function: Callable[..., Any], name: str) -> bool:
-    """Whether ``function`` takes the keyword argument ``name`` (QRS stand-ins may not)."""
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
+    index_users(fetched, index=index)
 
 
 def _set_limits(
@@ -1143,19 +1071,15 @@ def run_release(
     screenings: dict[str, Screening] = {}
     type_results: dict[str, TypeResult] = {}
 
-    # The real client decodes a list straight into Allocation objects when told the type.
-    typed = _accepts(qrs.list_allocations, "license_type")
-
-    def list_type(settings: TypeSettings) -> list[Any]:
-        filter_text = release_filter(now, settings.threshold_days)
-        if typed:
-            return qrs.list_allocations(
-                settings.resource, filter_text, license_type=settings.license_type
-            )
-        return qrs.list_allocations(settings.resource, filter_text)
+    def list_type(settings: TypeSettings) -> Decoded[Allocation]:
+        return qrs.list_allocations(
+            settings.resource,
+            release_filter(now, settings.threshold_days),
+            license_type=settings.license_type,
+        )
 
     with gc_paused(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="qrs-list") as ahead:
-        pending: Future[list[Any]] | None = None
+        pending: Future[Decoded[Allocation]] | None = None
         for index, settings in enumerate(ready):
             report(f"listing {settings.license_type} allocations", index, len(ready))
             type_results[settings.license_type] = TypeResult(settings)
@@ -1460,8 +1384,12 @@ def _mark_quarantined(
     if not recent:
         return
     try:
-        listed = qrs.list_allocations(settings.resource, "quarantined eq true")
-        quarantined = {str(a.get("id", "")).lower() for a in listed if isinstance(a, Mapping)}
+        listed = qrs.list_allocations(
+            settings.resource, "quarantined eq true", license_type=settings.license_type
+        )
+        # An unreadable one is listed as quarantined all the same.
+        quarantined = {a.id.lower() for a in listed.valid}
+        quarantined.update(i.lower() for i in (o.id for o in listed.unreadable) if i is not None)
     except Exception as exc:
         logger.warning(
             "could not re-read quarantined {} allocations ({}); deciding from last use",

@@ -42,7 +42,7 @@ from common import peak_rss_mb  # type: ignore[import-not-found]
 
 from agent.models import decode_allocations, decode_users
 from agent.plugins import build_plugin_host, parse_config
-from agent.qrs import DEFAULT_CHUNK_SIZE
+from agent.qrs import DEFAULT_CHUNK_SIZE, UserFetch, users_by_id
 from agent.release import decide_candidates, gc_paused, index_users, screen, would_release
 from agent.simulator import generate_state
 
@@ -175,15 +175,15 @@ def _measure(
     t1 = clock()
     fetched: dict[str, Any] = {}
     for body in user_bodies:
-        for user in decode_users(body):
-            fetched[user.id.lower()] = user
+        found, _ = users_by_id(decode_users(body))  # as the client sorts each chunk
+        fetched.update(found)
     t2 = clock()
 
     screenings = {
         name: screen(objects, name, threshold_days, now) for name, objects in decoded.items()
     }
     t3 = clock()
-    users = index_users(fetched)
+    users = index_users(UserFetch(users=fetched))
     t4 = clock()
     kept = 0
     to_release = []

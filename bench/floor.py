@@ -29,6 +29,7 @@ from typing import Any
 
 from common import Site  # type: ignore[import-not-found]
 
+from agent.models import read_allocations
 from agent.plugins import load_config
 from agent.qrs import DEFAULT_CHUNK_SIZE, QrsClient, filter_any_id
 from agent.release import release_filter, screen
@@ -79,7 +80,8 @@ def agent_reads(
             params = {"filter": release_filter(now, thresholds[license_type])}
             lists.append((path, params))
             body = json.loads(_get(client, path, params))
-            screening = screen(body, license_type, thresholds[license_type], now)
+            listing = read_allocations(body, license_type)
+            screening = screen(listing, license_type, thresholds[license_type], now)
             listed += len(body)
             eligible += len(screening.eligible)
             user_ids |= {uid.lower() for uid in screening.user_ids()}

@@ -102,32 +102,3 @@ def test_simulator_answers_id_chunks_exactly() -> None:
     assert compile_filter(f"({chain})").exact
     narrowed = store.query("user", f"({chain}) and inactive eq true")
     assert [u["id"] for u in narrowed] == [u["id"] for u in found if u["inactive"]]
-
-
-def test_get_users_hands_over_each_chunk_as_it_arrives(tmp_path: Path) -> None:
-    """The release run parses users while later chunks download (``on_chunk``)."""
-    from agent.plugins import parse_config
-    from agent.qrs import QrsClient
-    from agent.simulator import Simulator
-
-    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
-    with Simulator(users=260, seed=5, now=now, cert_dir=tmp_path) as sim:
-        assert sim.certs is not None
-        config = parse_config(
-            {
-                "Butler": {
-                    "configQRS": {"host": sim.host, "port": sim.port},
-                    "cert": {
-                        "clientCert": str(sim.certs.client_cert),
-                        "clientCertKey": str(sim.certs.client_key),
-                        "clientCertCA": str(sim.certs.root_cert),
-                    },
-                }
-            }
-        )
-        ids = sorted(u["id"] for u in sim.store.objects("user"))[:230]
-        seen: list[int] = []
-        with QrsClient(config.sites()[0], chunk_size=50) as qrs:
-            fetched = qrs.get_users(ids, on_chunk=lambda users: seen.append(len(users)))
-    assert seen == [50, 50, 50, 50, 30]
-    assert len(fetched.users) == 230 and fetched.requests == 5

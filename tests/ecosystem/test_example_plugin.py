@@ -355,7 +355,13 @@ def test_events_the_webhook_refused_are_sent_again(webhook_plugin, make_config, 
 def test_parse_user_reads_the_attributes_rules_can_use():
     from agent.models import QrsDataError, UserAttribute, parse_user
 
-    base = {"id": _uid(1), "userDirectory": "ACME", "userId": "boss"}
+    base = {
+        "id": _uid(1),
+        "userDirectory": "ACME",
+        "userId": "boss",
+        "tags": [],
+        "customProperties": [],
+    }
     user = parse_user(
         {**base, "attributes": [{"attributeType": "Group", "attributeValue": "Qlik Admins"}]}
     )

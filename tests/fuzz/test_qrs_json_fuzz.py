@@ -2,9 +2,10 @@
 whose data failed validation.
 
 Inputs are random JSON values and mutations of real QRS shapes (the samples from the QRS
-reference, and objects the simulator serves). They go through :func:`parse_allocation`,
-:func:`parse_user`, every license type's ``extract`` and the release decision
-(:func:`agent.release.screen` and :func:`agent.release.plan_type` with the real rules).
+reference, and objects the simulator serves). They go through the one definition of a valid QRS
+object (:mod:`agent.models`: in bulk from bytes, and one by one from JSON values), every license
+type's ``extract`` and the release decision (:func:`agent.release.screen` and
+:func:`agent.release.plan_type` with the real rules).
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ from agent.models import (
     Allocation,
     Decision,
     QrsDataError,
+    Unreadable,
     User,
     decode_allocations,
     decode_users,
     parse_allocation,
     parse_user,
+    read_allocations,
+    read_users,
 )
 from agent.plugins import build_plugin_host, parse_config
+from agent.qrs import UserFetch, users_by_id
 from agent.release import TypeSettings, index_users, plan_type, screen
 from agent.simulator import generate_state
 
@@ -243,10 +248,19 @@ def _invalid_ids(listing: list[Any]) -> set[str]:
     return ids
 
 
+def fetch_of(users: Mapping[str, Any]) -> UserFetch:
+    """What the client hands over for these user objects (one answer), as it sorts them."""
+    try:
+        found, odd = users_by_id(read_users(users.values()))
+    except QrsDataError as exc:  # an object without an id: the client fails the whole chunk
+        return UserFetch(failed=dict.fromkeys(users, str(exc)))
+    return UserFetch(users=found, unreadable=odd)
+
+
 @FUZZ
 @given(listings())
 def test_screen_never_makes_eligible_what_failed_validation(listing: list[Any]) -> None:
-    screening = screen(listing, "professional", 30, NOW)
+    screening = screen(read_allocations(listing, "professional"), "professional", 30, NOW)
     invalid = _invalid_ids(listing)
     for allocation, days in screening.eligible:
         assert allocation.id.lower() not in invalid
@@ -260,7 +274,13 @@ def test_screen_never_makes_eligible_what_failed_validation(listing: list[Any]) 
 def test_the_release_decision_releases_only_fully_valid_unprotected_data(
     listing: list[Any], users: dict[str, Any]
 ) -> None:
-    result = plan_type(SETTINGS, listing, index_users(users), RULES, NOW)
+    result = plan_type(
+        SETTINGS,
+        read_allocations(listing, "professional"),
+        index_users(fetch_of(users)),
+        RULES,
+        NOW,
+    )
     invalid = _invalid_ids(listing)
     for candidate in result.to_release:
         allocation = candidate.allocation
@@ -303,15 +323,14 @@ def test_decoding_a_listing_in_bulk_reads_exactly_what_parse_allocation_reads(
     assume(body is not None)
     objects = json.loads(body)
     decoded = decode_allocations(body, "professional")
-    if decoded and all(type(a) is Allocation for a in decoded):
-        # The fast path: only when every object is valid, and then exactly as parsed one by one.
-        assert decoded == [parse_allocation(o, "professional") for o in objects]
-    else:
-        assert decoded == objects  # the fallback: the JSON values, parsed one by one later
-    # Either way the decisions are the same as from the JSON values.
-    fast, slow = screen(decoded, "professional", 30, NOW), screen(objects, "professional", 30, NOW)
-    assert fast.eligible == slow.eligible
-    assert fast.decisions == slow.decisions
+    one_by_one = read_allocations(objects, "professional")
+    assert decoded.valid == one_by_one.valid
+    assert [u.raw for u in decoded.unreadable] == [u.raw for u in one_by_one.unreadable]
+    valid = [a for a in map(parses, objects) if a is not None]
+    assert decoded.valid == valid
+    # Every object that does not fit is kept apart with its own reason, never dropped.
+    assert len(decoded) == len(objects)
+    assert all(isinstance(u, Unreadable) and u.reason for u in decoded.unreadable)
 
 
 @FUZZ
@@ -321,43 +340,85 @@ def test_decoding_users_in_bulk_reads_exactly_what_parse_user_reads(users: dict[
     assume(body is not None)
     objects = json.loads(body)
     decoded = decode_users(body)
-    if decoded and all(type(u) is User for u in decoded):
-        assert decoded == [parse_user(o) for o in objects]
-    else:
-        assert decoded == objects  # the fallback: the JSON values, parsed one by one later
+    one_by_one = read_users(objects)
+    assert decoded.valid == one_by_one.valid
+    assert [u.id for u in decoded.unreadable] == [u.id for u in one_by_one.unreadable]
+    assert len(decoded) == len(objects)
+    for user in decoded.valid:
+        assert user == parse_user(next(o for o in objects if o.get("id") == user.id))
 
 
-def test_one_unusual_object_sends_the_whole_body_to_the_careful_path() -> None:
+def test_one_unusual_object_is_kept_apart_with_its_own_reason() -> None:
     odd = dict(ALLOCATION, id="046b6c7f-0b8a-43b9-b35d-6489e6daee92", lastUsed="yesterday")
-    body = json.dumps([ALLOCATION, odd]).encode()
-    decoded = decode_allocations(body, "professional")
-    assert decoded == [ALLOCATION, odd]  # plain JSON: screen gives the odd one its own reason
+    decoded = decode_allocations(json.dumps([ALLOCATION, odd]).encode(), "professional")
+    assert decoded.valid == [parse_allocation(ALLOCATION, "professional")]
+    assert [u.raw for u in decoded.unreadable] == [odd]
+    assert "lastUsed" in decoded.unreadable[0].reason
     screening = screen(decoded, "professional", 30, NOW)
     assert [a.id for a, _ in screening.eligible] == [ALLOCATION["id"]]
-    assert screening.decisions[0].decision is Decision.KEPT
-    assert "cannot be read" in screening.decisions[0].reasons[0].reason
+    (kept,) = screening.decisions
+    assert kept.decision is Decision.KEPT and kept.allocation.id == odd["id"]
+    assert kept.reasons[0].rule == "qrsData" and "cannot be read" in kept.reasons[0].reason
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"tags": None}, "tags"),
+        ({"customProperties": None}, "customProperties"),
+        ({"tags": "missing"}, "tags"),
+        ({"customProperties": "missing"}, "customProperties"),
+    ],
+)
+def test_a_user_with_tags_or_custom_properties_null_or_missing_is_unreadable(
+    change: dict[str, Any], where: str
+) -> None:
+    """Null or missing is not "no tags": a tag or property rule might protect this user."""
+    odd = {k: v for k, v in USER.items() if change.get(k) != "missing"}
+    odd.update({k: v for k, v in change.items() if v != "missing"})
+    for decoded in (decode_users(json.dumps([odd]).encode()), read_users([odd])):
+        assert decoded.valid == []
+        (unreadable,) = decoded.unreadable
+        assert unreadable.id == USER["id"] and where in unreadable.reason
+    with pytest.raises(QrsDataError, match=where):
+        parse_user(odd)
+
+
+def test_a_user_returned_twice_is_unreadable_in_every_copy() -> None:
+    other = dict(USER, id="1c2e3f4a-0000-4000-8000-000000000002", userId="other")
+    twin = dict(USER, tags=[])  # same id, a copy without the protecting tag
+    for decoded in (
+        decode_users(json.dumps([USER, other, twin]).encode()),
+        read_users([USER, other, twin]),
+    ):
+        assert [u.user_id for u in decoded.valid] == ["other"]
+        assert [u.id for u in decoded.unreadable] == [USER["id"], USER["id"]]
+        assert all("more than once" in u.reason for u in decoded.unreadable)
 
 
 def test_bulk_decoding_keeps_the_byte_order_mark_and_not_json_apart() -> None:
     body = json.dumps([ALLOCATION]).encode()
-    assert decode_allocations(b"\xef\xbb\xbf" + body, "analyzer")[0].license_type == "analyzer"
-    assert decode_users(b"\xef\xbb\xbf" + json.dumps([USER]).encode()) == [parse_user(USER)]
+    assert (
+        decode_allocations(b"\xef\xbb\xbf" + body, "analyzer").valid[0].license_type == "analyzer"
+    )
+    assert decode_users(b"\xef\xbb\xbf" + json.dumps([USER]).encode()).valid == [parse_user(USER)]
     for broken in (b"", b"[{", b"<html>"):
         with pytest.raises(ValueError):
             decode_allocations(broken, "professional")
         with pytest.raises(ValueError):
             decode_users(broken)
-    assert decode_allocations(b'{"not": "a list"}', "professional") == {"not": "a list"}
+    with pytest.raises(QrsDataError, match="expected a JSON list"):
+        decode_allocations(b'{"not": "a list"}', "professional")
 
 
-def test_a_usual_site_decodes_on_the_fast_path() -> None:
+def test_a_usual_site_decodes_every_object() -> None:
     allocations = decode_allocations(json.dumps(SITE_ALLOCATIONS).encode(), "professional")
-    assert all(type(a) is Allocation for a in allocations)
-    assert allocations == [parse_allocation(a, "professional") for a in SITE_ALLOCATIONS]
+    assert not allocations.unreadable
+    assert allocations.valid == [parse_allocation(a, "professional") for a in SITE_ALLOCATIONS]
     users = decode_users(json.dumps(list(SITE_USERS.values())).encode())
-    assert all(type(u) is User for u in users)
-    assert users == [parse_user(u) for u in SITE_USERS.values()]
-    assert any(u.tags for u in users) and any(u.custom_properties for u in users)
+    assert not users.unreadable
+    assert users.valid == [parse_user(u) for u in SITE_USERS.values()]
+    assert any(u.tags for u in users.valid) and any(u.custom_properties for u in users.valid)
 
 
 @pytest.mark.parametrize(
@@ -381,11 +442,11 @@ def test_a_usual_site_decodes_on_the_fast_path() -> None:
     ],
 )
 def test_both_paths_read_a_timestamp_alike(stamp: str) -> None:
-    """msgspec's RFC 3339 and parse_qrs_time agree on every timestamp the fast path accepts;
-    what msgspec refuses goes to the careful path, which reads it or keeps the allocation."""
+    """Bytes and parsed JSON go through the same Struct, so they agree on every timestamp; a
+    timestamp without a time zone is ambiguous and keeps the allocation."""
     raw = dict(ALLOCATION, lastUsed=stamp)
-    (decoded,) = decode_allocations(json.dumps([raw]).encode(), "professional")
-    if type(decoded) is Allocation:
-        assert decoded == parse_allocation(raw, "professional")
-    else:
-        assert decoded == raw
+    decoded = decode_allocations(json.dumps([raw]).encode(), "professional")
+    assert decoded == read_allocations([raw], "professional")
+    assert len(decoded) == 1
+    if stamp == "2026-01-01T00:00:00":
+        assert "timezone" in decoded.unreadable[0].reason

@@ -135,7 +135,9 @@ def test_query_encoding_keeps_quotes_hash_ampersand_and_utf8() -> None:
 
 
 def allocation_ids(client: QrsClient, resource: str, filter_text: str) -> set[str]:
-    return {a["id"] for a in client.list_allocations(resource, filter_text)}
+    listing = client.list_allocations(resource, filter_text, license_type=resource)
+    assert not listing.unreadable
+    return {a.id for a in listing.valid}
 
 
 def user_count(client: QrsClient, filter_text: str) -> int:
@@ -183,7 +185,7 @@ def test_bad_filter_is_a_400_with_the_qrs_message_and_not_retried(
     client: QrsClient, sim: Simulator, sleeps: list[float]
 ) -> None:
     with pytest.raises(QrsHttpError) as caught:
-        client.list_allocations("professionalaccesstype", "lastUsed le")
+        client.list_allocations("professionalaccesstype", "lastUsed le", license_type="professional")
     assert caught.value.status == 400
     assert caught.value.method == "GET"
     assert caught.value.path == "/qrs/license/professionalaccesstype/full"

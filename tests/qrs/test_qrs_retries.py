@@ -64,7 +64,7 @@ def test_gives_up_after_the_budget_with_a_clear_error(
     client = make_client(retries=3)
     sim.add_fault("GET /qrs/license/professionalaccesstype/full", "error", status=500, body="Boom")
     with pytest.raises(QrsHttpError) as caught:
-        client.list_allocations("professionalaccesstype")
+        client.list_allocations("professionalaccesstype", license_type="professional")
     error = caught.value
     assert str(error) == (
         "QRS answered 500 Internal Server Error to GET /qrs/license/professionalaccesstype/full:"

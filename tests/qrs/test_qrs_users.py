@@ -57,7 +57,7 @@ def all_ids(sim: Simulator) -> list[str]:
 
 
 def accounted(fetch: UserFetch) -> set[str]:
-    return set(fetch.users) | set(fetch.failed) | set(fetch.missing)
+    return set(fetch.users) | set(fetch.failed) | set(fetch.unreadable) | set(fetch.missing)
 
 
 @pytest.mark.parametrize(("count", "chunk_size"), [(230, 50), (100, 50), (7, 3), (1, 50)])

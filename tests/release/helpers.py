@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import textwrap
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 
 from agent.config import AgentConfig, SiteConfig
-from agent.models import UTC, Point, format_qrs_time
+from agent.models import UTC, Point, format_qrs_time, read_allocations, read_users
 from agent.plugins import build_plugin_host, parse_config
-from agent.qrs import QrsClient
+from agent.qrs import QrsClient, UserFetch, users_by_id
 from agent.release import (
     ReleaseResult,
     TypeResult,
@@ -302,6 +302,12 @@ def qrs_objects(document: dict[str, Any]) -> SimulatorState:
     return SimulatorState.from_dict(document, NOW)
 
 
+def fetch_of(users: Iterable[Any]) -> UserFetch:
+    """What the QRS client hands over when QRS answers these user objects."""
+    found, odd = users_by_id(read_users(users))
+    return UserFetch(users=found, unreadable=odd)
+
+
 def decide(
     document: dict[str, Any],
     release: str = DEFAULT_RELEASE,
@@ -320,8 +326,8 @@ def decide(
     resource = RESOURCES[license_type]
     return plan_type(
         TypeSettings(license_type, resource, threshold),
-        list(objects.allocations[resource].values()),
-        index_users(objects.users),
+        read_allocations(objects.allocations[resource].values(), license_type),
+        index_users(fetch_of(objects.users.values())),
         rules,
         now,
     )

@@ -8,7 +8,16 @@ from datetime import timedelta
 import pytest
 
 from agent.config import MaxReleases
-from agent.models import Decision, ReleaseRule, format_qrs_time
+from agent.models import (
+    Allocation,
+    Decision,
+    Decoded,
+    ReleaseRule,
+    format_qrs_time,
+    read_allocations,
+    read_users,
+)
+from agent.qrs import UserFetch, users_by_id
 from agent.release import (
     TypeResult,
     TypeSettings,
@@ -28,6 +37,7 @@ from .helpers import (
     ago,
     allocation,
     decide,
+    fetch_of,
     outcome,
     qrs_objects,
     release_block,
@@ -40,9 +50,12 @@ BOB = user("bob")
 
 def screened(*allocations: dict, threshold: int = 30):
     objects = qrs_objects(state([BOB], professional=list(allocations)))
-    return screen(
-        list(objects.allocations["professionalaccesstype"].values()), "professional", threshold, NOW
-    )
+    return screen(listed(objects), "professional", threshold, NOW)
+
+
+def listed(objects) -> Decoded[Allocation]:
+    """The professional allocations as the QRS client hands them over."""
+    return read_allocations(objects.allocations["professionalaccesstype"].values(), "professional")
 
 
 # --------------------------------------------------------------------------- thresholds
@@ -97,7 +110,7 @@ def test_quarantined_allocations_are_skipped_with_their_end() -> None:
     [
         (
             {"id": "x1", "createdDate": "yesterday", "lastUsed": None, "deletedUserId": "a"},
-            "timestamp",
+            "RFC3339 encoded datetime - at `$.createdDate`",
         ),
         (
             {"id": "x2", "createdDate": "2020-01-01T00:00:00.000Z", "lastUsed": None},
@@ -112,11 +125,11 @@ def test_quarantined_allocations_are_skipped_with_their_end() -> None:
             },
             "quarantined",
         ),
-        ("not an object", "not an object"),
+        ("not an object", "Expected `object`"),
     ],
 )
 def test_unreadable_allocations_are_kept(raw, message: str) -> None:
-    result = screen([raw], "professional", 30, NOW)
+    result = screen(read_allocations([raw], "professional"), "professional", 30, NOW)
     (decision,) = result.decisions
     assert decision.decision is Decision.KEPT
     assert decision.reasons[0].rule == "qrsData" and message in decision.reasons[0].reason
@@ -126,7 +139,8 @@ def test_unreadable_allocations_are_kept(raw, message: str) -> None:
 def test_a_duplicate_listing_gives_one_decision() -> None:
     objects = qrs_objects(state([BOB], professional=[allocation(BOB, ago(40))]))
     raw = list(objects.allocations["professionalaccesstype"].values())
-    assert len(screen(raw * 2, "professional", 30, NOW).eligible) == 1
+    twice = read_allocations(raw * 2, "professional")
+    assert len(screen(twice, "professional", 30, NOW).eligible) == 1
 
 
 # --------------------------------------------------------------------------- the server filter
@@ -153,7 +167,8 @@ def test_server_filter_returns_a_superset_of_the_eligible(threshold: int) -> Non
     )
     matcher = compile_filter(release_filter(NOW, threshold)).predicate
     returned = {a["id"] for a in objects if matcher(a)}
-    eligible = {a.id for a, _ in screen(objects, "professional", threshold, NOW).eligible}
+    listing = read_allocations(objects, "professional")
+    eligible = {a.id for a, _ in screen(listing, "professional", threshold, NOW).eligible}
     assert eligible and eligible <= returned
     assert len(returned) < len(objects)  # it does filter
 
@@ -173,17 +188,22 @@ def test_users_that_cannot_be_fetched_or_read_are_kept() -> None:
     raw_users[carol["id"].lower()] = {**raw_users[carol["id"].lower()], "tags": "not a list"}
     del raw_users[dave["id"].lower()]
     del raw_users[erin["id"].lower()]
+    found, odd = users_by_id(read_users(raw_users.values()))
     users = index_users(
-        raw_users, failed={erin["id"].upper(): "503 after 4 retries"}, missing=[dave["id"]]
+        UserFetch(
+            users=found,
+            unreadable=odd,
+            failed={erin["id"].upper(): "503 after 4 retries"},
+            missing=frozenset({dave["id"]}),
+        )
     )
-    eligible = screen(
-        list(objects.allocations["professionalaccesstype"].values()), "professional", 30, NOW
-    ).eligible
+    eligible = screen(listed(objects), "professional", 30, NOW).eligible
     kept, to_release = decide_candidates(eligible, users, [])
     assert [c.allocation.owner for c in to_release] == ["CORP\\bob"]
     reasons = {d.allocation.owner: (d.decision, d.reasons[0]) for d in kept}
-    assert reasons["CORP\\carol"][1].rule == "userLookup"
+    assert reasons["CORP\\carol"][1].rule == "qrsData"
     assert "cannot be read" in reasons["CORP\\carol"][1].reason
+    assert reasons["CORP\\erin"][1].rule == reasons["CORP\\dave"][1].rule == "userLookup"
     assert "503 after 4 retries" in reasons["CORP\\erin"][1].reason
     assert "QRS has no user with that id" in reasons["CORP\\dave"][1].reason
     assert all(decision is Decision.KEPT for decision, _ in reasons.values())
@@ -200,12 +220,12 @@ def test_an_owner_renamed_between_the_reads_is_kept(field: str, value: str) -> N
     )
     raw_users = dict(objects.users)
     raw_users[BOB["id"].lower()] = {**raw_users[BOB["id"].lower()], field: value}
-    eligible = screen(
-        list(objects.allocations["professionalaccesstype"].values()), "professional", 30, NOW
-    ).eligible
+    eligible = screen(listed(objects), "professional", 30, NOW).eligible
     seen: list[str] = []
     rule = ReleaseRule("spy", lambda cs: seen.extend(c.allocation.owner for c in cs) or {})
-    kept, to_release = decide_candidates(eligible, index_users(raw_users), [rule])
+    kept, to_release = decide_candidates(
+        eligible, index_users(fetch_of(raw_users.values())), [rule]
+    )
     assert [c.allocation.owner for c in to_release] == ["CORP\\carol"]
     assert seen == ["CORP\\carol"]  # rules never see an owner with two names
     (decision,) = kept
@@ -220,10 +240,8 @@ def test_an_owner_renamed_between_the_reads_is_kept(field: str, value: str) -> N
 def _candidates(n: int = 3):
     users = [user(f"u{i}") for i in range(n)]
     objects = qrs_objects(state(users, professional=[allocation(u, ago(40)) for u in users]))
-    eligible = screen(
-        list(objects.allocations["professionalaccesstype"].values()), "professional", 30, NOW
-    ).eligible
-    _, candidates = decide_candidates(eligible, index_users(objects.users), [])
+    eligible = screen(listed(objects), "professional", 30, NOW).eligible
+    _, candidates = decide_candidates(eligible, index_users(fetch_of(objects.users.values())), [])
     return candidates
 
 
@@ -335,7 +353,7 @@ def test_the_user_index_takes_decoded_users_by_any_spelling_of_their_id() -> Non
     ann = User("AAAAAAAA-0000-4000-8000-000000000001", "CORP", "ann")
     bob = User("bbbbbbbb-0000-4000-8000-000000000002", "CORP", "bob")
     for users in ({ann.id: ann, bob.id: bob}, {ann.id.lower(): ann, bob.id: bob}):
-        index = index_users(users, failed={bob.id.upper(): "503"})
+        index = index_users(UserFetch(users=users, failed={bob.id.upper(): "503"}))
         assert index.get(ann.id) is ann and index.get(ann.id.lower()) is ann
         assert index.get(bob.id) is None  # a failed fetch wins over anything else
-        assert "503" in index.why_unavailable(bob.id)
+        assert "503" in index.why_unavailable(bob.id).reason

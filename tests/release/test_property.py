@@ -14,11 +14,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent.models import read_allocations
 from agent.plugins import parse_config
 from agent.release import TypeSettings, index_users, plan_type
 from agent.simulator.clock import parse_date
 
-from .helpers import NEVER, NOW, ago, pure_host, qrs_objects, state, uid
+from .helpers import NEVER, NOW, ago, fetch_of, pure_host, qrs_objects, state, uid
 
 DIRECTORIES = ["CORP", "Admin", "internal"]
 USER_IDS = ["ann", "Bob", "cy", "dee", "Eve"]
@@ -202,8 +203,8 @@ def test_release_decisions_match_the_model(
     raw_allocations = list(objects.allocations["professionalaccesstype"].values())
     result = plan_type(
         TypeSettings("professional", "professionalaccesstype", threshold),
-        raw_allocations,
-        index_users(raw_users),
+        read_allocations(raw_allocations, "professional"),
+        index_users(fetch_of(raw_users.values())),
         rule_objects,
         NOW,
     )

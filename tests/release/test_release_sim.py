@@ -302,11 +302,11 @@ class FailSecondListing:
     def __getattr__(self, name):
         return getattr(self.qrs, name)
 
-    def list_allocations(self, resource, filter):
+    def list_allocations(self, resource, filter=None, *, license_type):
         self.calls += 1
         if self.calls > 1:
             raise RuntimeError("QRS is busy")
-        return self.qrs.list_allocations(resource, filter)
+        return self.qrs.list_allocations(resource, filter, license_type=license_type)
 
 
 def test_quarantine_falls_back_to_the_seven_day_rule_when_it_cannot_verify(

@@ -488,16 +488,18 @@ def test_missing_extra_and_null_fields_keep_what_cannot_be_read(simulator, certs
     assert mutating.changed  # the bodies were changed on the wire, and decoded by the client
     decisions = check_consistency(result, recorder, sim, site)
     kept = {a for a, d in decisions.items() if d is Decision.KEPT and a in site.candidates}
-    assert kept == {ids[0], ids[2], ids[3], ids[4], ids[6]}
+    assert kept == {ids[0], ids[2], ids[3], ids[4], ids[6], ids[7]}
     reasons = {
         d.allocation.id: {r.rule for r in d.reasons}
         for d in result.decisions
         if d.allocation.id in kept
     }
-    assert reasons[ids[0]] == {"qrsData"} and reasons[ids[6]] == {"userLookup"}
-    # Extra fields, a missing 'excess', a null quarantineEnd, null lists and flags (with the
+    assert reasons[ids[0]] == reasons[ids[6]] == {"qrsData"}
+    # Null custom properties are not "no custom properties": a rule might protect the user.
+    assert reasons[ids[7]] == {"qrsData"}
+    # Extra fields, a missing 'excess', a null quarantineEnd, null roles and flags (with the
     # flag rules set to Ignore) are read as usual and released.
-    assert {ids[1], ids[5], ids[7], ids[8]} <= {
+    assert {ids[1], ids[5], ids[8]} <= {
         a for a, d in decisions.items() if d is Decision.RELEASED
     }
 
