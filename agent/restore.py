@@ -44,7 +44,10 @@ from agent.models import (
     FEATURE_LICENSE_RELEASE,
     MEASUREMENT_RESTORE,
     UTC,
+    Allocation,
+    Decoded,
     Point,
+    QrsDataError,
     format_qrs_time,
 )
 from agent.release import new_run_id
@@ -88,7 +91,9 @@ _OVERVIEW_KEYS = {"professional": "professionalAccess", "analyzer": "analyzerAcc
 class RestoreQrs(Protocol):
     """What a restore needs from :class:`agent.qrs.QrsClient`."""
 
-    def list_allocations(self, resource: str, filter: str) -> list[Any]: ...
+    def list_allocations(
+        self, resource: str, filter: str | None = None, *, license_type: str
+    ) -> Decoded[Allocation]: ...
 
     def get_users(self, ids: Iterable[str]) -> Any: ...
 
@@ -522,16 +527,15 @@ def run_restore(
         held = holdings.get((entry.license_type, entry.owner_id.lower()))
         if held is None:  # the listing failed: decided in _current_allocations
             continue
-        active = [a for a in held if a.get("quarantined") is not True]
-        quarantined = [a for a in held if a.get("quarantined") is True]
+        active = [a for a in held if not a.quarantined]
+        quarantined = [a for a in held if a.quarantined]
         if active:
             result.decisions.append(
                 RestoreDecision(
                     entry,
                     SKIPPED,
-                    f"the user already holds a {entry.license_type} allocation"
-                    f" ({active[0].get('id')})",
-                    str(active[0].get("id", "")),
+                    f"the user already holds a {entry.license_type} allocation ({active[0].id})",
+                    active[0].id,
                 )
             )
             continue
@@ -567,7 +571,15 @@ def _settle(
     for record in journal.records(UNRESOLVED):
         release = record.release
         try:
-            held = qrs.list_allocations(release.resource, f"user.id eq {release.owner_id}")
+            held = qrs.list_allocations(
+                release.resource,
+                f"user.id eq {release.owner_id}",
+                license_type=release.license_type,
+            )
+            if held.unreadable:
+                raise QrsDataError(
+                    f"QRS returned allocation data that cannot be read: {held.unreadable[0].reason}"
+                )
         except Exception as exc:
             pending.add((release.license_type, release.allocation_id.lower()))
             result.errors.append(
@@ -575,9 +587,9 @@ def _settle(
                 f" {type(exc).__name__}: {exc}"
             )
             continue
-        active = [a for a in held if isinstance(a, Mapping) and a.get("quarantined") is not True]
+        active = [a for a in held.valid if not a.quarantined]
         if active:
-            new_id = str(active[0].get("id", ""))
+            new_id = active[0].id
             state = REINSTATED if new_id.lower() == release.allocation_id.lower() else RESTORED
             journal.outcome(
                 record.row_id, state, new_id, "verified later: QRS lists it for the user"
@@ -663,20 +675,27 @@ def _check_users(
 
 def _current_allocations(
     entries: list[JournalEntry], qrs: RestoreQrs, result: RestoreResult
-) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
+) -> dict[tuple[str, str], list[Allocation]]:
     """Each user's allocations of the type now, by (type, lower-case user id), in one request
-    per 50 users and type. A failed listing skips those users: what they hold is unknown."""
-    found: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    per 50 users and type. A failed listing, or one holding an allocation QRS answered in a
+    shape that cannot be read, skips those users: what they hold is unknown."""
+    found: dict[tuple[str, str], list[Allocation]] = {}
     by_type: dict[tuple[str, str], list[JournalEntry]] = {}
     for entry in entries:
         by_type.setdefault((entry.license_type, entry.resource), []).append(entry)
     for (license_type, resource), group in by_type.items():
         ids = sorted({e.owner_id.lower() for e in group})
         try:
-            listed: list[Any] = []
+            listed: list[Allocation] = []
             for start in range(0, len(ids), 50):
                 clause = " or ".join(f"user.id eq {i}" for i in ids[start : start + 50])
-                listed.extend(qrs.list_allocations(resource, clause))
+                listing = qrs.list_allocations(resource, clause, license_type=license_type)
+                if listing.unreadable:
+                    raise QrsDataError(
+                        "QRS returned allocation data that cannot be read:"
+                        f" {listing.unreadable[0].reason}"
+                    )
+                listed.extend(listing.valid)
         except Exception as exc:
             why = f"could not list the user's current {license_type} allocations: {exc}"
             result.errors.append(why)
@@ -686,10 +705,8 @@ def _current_allocations(
         for user_id in ids:
             found[(license_type, user_id)] = []
         for item in listed:
-            owner = item.get("user") if isinstance(item, Mapping) else None
-            owner_id = owner.get("id") if isinstance(owner, Mapping) else None
-            if isinstance(owner_id, str) and (license_type, owner_id.lower()) in found:
-                found[(license_type, owner_id.lower())].append(item)
+            if item.user is not None and (license_type, item.user.id.lower()) in found:
+                found[(license_type, item.user.id.lower())].append(item)
     return found
 
 
@@ -709,14 +726,14 @@ def _available(qrs: RestoreQrs) -> dict[str, int]:
 
 
 def _would(
-    entry: JournalEntry, quarantined: list[Mapping[str, Any]], available: dict[str, int]
+    entry: JournalEntry, quarantined: list[Allocation], available: dict[str, int]
 ) -> RestoreDecision:
     if quarantined:
         return RestoreDecision(
             entry,
             WOULD_REINSTATE,
             "in quarantine: QRS reinstates it to the same user without using a license",
-            str(quarantined[0].get("id", "")),
+            quarantined[0].id,
         )
     left = available.get(entry.license_type)
     if left is None:
@@ -731,7 +748,7 @@ def _would(
 
 def _restore_one(
     entry: JournalEntry,
-    quarantined: list[Mapping[str, Any]],
+    quarantined: list[Allocation],
     available: dict[str, int],
     qrs: RestoreQrs,
     journal: RestoreJournal,
@@ -773,7 +790,7 @@ def _restore_one(
     new_id = str(answer.get("id", ""))
     reinstated = new_id.lower() in {
         entry.allocation_id.lower(),
-        *(str(a.get("id", "")).lower() for a in quarantined),
+        *(a.id.lower() for a in quarantined),
     }
     state = REINSTATED if reinstated else RESTORED
     why = (
