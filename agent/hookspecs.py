@@ -39,11 +39,15 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from agent.config import AgentConfig
     from agent.models import (
+        AlertBatch,
         Destination,
         LicenseType,
         MetricCollector,
+        Point,
         ReleaseRule,
         SettingsSection,
     )
@@ -144,6 +148,31 @@ def sla_metric_collectors(
     :param settings: this plugin's own settings (path -> validated value or ``None``), to
         decide whether the collector is enabled.
     :return: a list of collectors, or ``None`` when this plugin has none enabled.
+    """
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+@hookspec
+def sla_alerts(
+    config: AgentConfig, site: Any, points: Sequence[Point], now: datetime
+) -> AlertBatch | None:
+    """Decide the alerts of one monitor run (early warning before licenses run out).
+
+    Called after a monitor run of one site read the license overview and ran its collectors,
+    before the points are delivered. The returned :class:`agent.models.AlertBatch` holds alert
+    points (:meth:`agent.alerts.Alert.to_point`, feature ``alert``); they go through the
+    durable outbox to every destination enabled for the ``alert`` feature (the alert
+    channels). Its ``commit`` is called once they are stored in the outbox: save what you
+    sent there, not before. An implementation that raises is reported as a failed plugin of
+    the run; the other plugins' alerts and the run's points are delivered all the same.
+
+    :param config: the validated configuration.
+    :param site: the :class:`agent.config.SiteConfig` of the site that was read.
+    :param points: every point of the run (``qlik_sense_license`` per type, collectors').
+    :param now: the time of the run's points (UTC).
+    :return: an :class:`agent.models.AlertBatch`, or ``None`` when there is nothing to say.
     """
 
 

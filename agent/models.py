@@ -29,11 +29,15 @@ FEATURE_LICENSE_MONITOR = "license_monitor"
 FEATURE_LICENSE_RELEASE = "license_release"
 FEATURE_SERVER_LICENSE = "server_license"
 FEATURES = (FEATURE_LICENSE_MONITOR, FEATURE_LICENSE_RELEASE, FEATURE_SERVER_LICENSE)
+#: Alerts for the admins (agent.alerts); only alert channels are enabled for it, never a
+#: history destination, so it is not among FEATURES.
+FEATURE_ALERT = "alert"
 
 MEASUREMENT_LICENSE = "qlik_sense_license"
 MEASUREMENT_RELEASE = "qlik_sense_license_release"
 MEASUREMENT_RESTORE = "qlik_sense_license_restore"
 MEASUREMENT_SERVER_LICENSE = "qlik_sense_server_license"
+MEASUREMENT_ALERT = "license_agent_alert"
 
 #: The decision report's file name when none is given: ``release --once --report`` writes it to
 #: the current folder, and ``license-agent report`` looks for it beside the history, then there.
@@ -321,6 +325,23 @@ class MetricCollector:
     collect: Callable[..., Sequence[Point]]
     description: str = ""
     frequency: str | None = None
+
+
+def _nothing_to_commit() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class AlertBatch:
+    """What an ``sla_alerts`` implementation returns: alert points and how to commit.
+
+    ``commit`` is called only after the points are stored in the durable outbox, so an alert
+    plugin saves its state (what it has sent) after, never before, the alerts are safe: a crash
+    in between sends an alert twice rather than never.
+    """
+
+    points: Sequence[Point]
+    commit: Callable[[], None] = _nothing_to_commit
 
 
 class DestinationError(RuntimeError):

@@ -274,8 +274,22 @@ def run_monitor(
         collectors = host.metric_collectors(config)
     for collector in collectors or ():
         result.points.extend(_collect(collector, qrs, time, site, result.plugin_errors))
+    batches = (
+        host.alerts(config, site, tuple(result.points), time, result.plugin_errors)
+        if config is not None
+        else []
+    )
+    for batch in batches:
+        result.points.extend(batch.points)
     if delivery is not None and result.points:
         result.delivery = delivery.deliver(result.points)
+        # The alerts are in the outbox now: their plugins may record them as sent.
+        for batch in batches:
+            try:
+                batch.commit()
+            except Exception as exc:
+                result.plugin_errors["alerts"] = f"{type(exc).__name__}: {exc}"
+                logger.error("cannot record the alerts that were sent: {}", exc)
     return result
 
 

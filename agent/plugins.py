@@ -33,7 +33,16 @@ from loguru import logger
 from agent import config as config_module
 from agent import hookspecs
 from agent.config import AgentConfig, ConfigError, PluginSection, PluginSettings, SiteConfig
-from agent.models import Destination, LicenseType, MetricCollector, ReleaseRule, SettingsSection
+from agent.models import (
+    FEATURE_ALERT,
+    AlertBatch,
+    Destination,
+    LicenseType,
+    MetricCollector,
+    Point,
+    ReleaseRule,
+    SettingsSection,
+)
 
 ENTRY_POINT_GROUP = "sense_license_agent"
 #: Set to 1/true/yes to load no entry-point or drop-in plugins at all.
@@ -55,6 +64,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.destinations.jsonl",
     "plugins.destinations.prometheus",
     "plugins.monitors.server_license",
+    "plugins.alerts.early_warning",
+    "plugins.alerts.channels",
 )
 
 
@@ -317,6 +328,41 @@ class PluginHost:
                 or not set(info.hooks) & set(SWITCHED_BY_CONFIG)
             )
         return result
+
+    def alerts(
+        self,
+        config: AgentConfig,
+        site: SiteConfig,
+        points: Sequence[Point],
+        now: Any,
+        errors: dict[str, str] | None = None,
+    ) -> list[AlertBatch]:
+        """Every alert plugin's batch for one monitor run; a plugin that fails is recorded in
+        ``errors`` (and logged) and the others go on."""
+        batches: list[AlertBatch] = []
+        offered = {"config": config, "site": site, "points": points, "now": now}
+        for impl in self.pm.hook.sla_alerts.get_hookimpls():
+            try:
+                batch = impl.function(**self._arguments(impl, offered))
+                if batch is None:
+                    continue
+                if not isinstance(batch, AlertBatch):
+                    raise TypeError(f"returned {type(batch).__name__}, not AlertBatch")
+                bad = [
+                    p
+                    for p in batch.points
+                    if not isinstance(p, Point) or p.feature != FEATURE_ALERT
+                ]
+                if bad:
+                    raise TypeError("returned a point that is not an alert point")
+                batches.append(batch)
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}"
+                logger.error("plugin {} failed in sla_alerts: {}", impl.plugin_name, message)
+                self.errors[impl.plugin_name] = message
+                if errors is not None:
+                    errors[impl.plugin_name] = message
+        return batches
 
     def configure(self, config: AgentConfig) -> None:
         # A plugin's ConfigError must reach the user, so configure is not wrapped.

@@ -1,0 +1,119 @@
+"""What the alert channels share: the settings base, HTTPS calls with the channel's own CA,
+and the plain-text rendering of an alert.
+
+Private to the channel plugins (the leading underscore): third-party channels implement the
+:class:`agent.models.Destination` protocol and may render alerts as they like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+from pydantic import BaseModel, ConfigDict
+
+from agent.alerts import Alert
+from agent.models import FEATURE_ALERT, MEASUREMENT_ALERT, DestinationError, Point
+
+FEATURES = frozenset({FEATURE_ALERT})
+#: Seconds; Butler's outgoing webhooks use 10 s as well.
+TIMEOUT = 10
+
+
+class Settings(BaseModel):
+    """Strict: a misspelt key is an error with a did-you-mean, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class ButlerSection(BaseModel):
+    """A section Butler shares with its other features: the keys the agent does not read are
+    allowed (they belong to Butler's reload-failure or service monitor alerts)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+def verify_option(ca_file: Path | None, reject_unauthorized: bool = True) -> bool | str:
+    """``requests``' ``verify``: the channel's CA file, the system store, or no check."""
+    if not reject_unauthorized:
+        return False
+    return str(ca_file) if ca_file is not None else True
+
+
+def call(
+    method: str,
+    url: str,
+    *,
+    channel: str,
+    json_body: Any = None,
+    params: Mapping[str, str] | None = None,
+    verify: bool | str = True,
+    session: requests.Session | None = None,
+) -> requests.Response:
+    """One HTTP(S) call; any failure is a :class:`DestinationError` that names the host (never
+    the whole URL: Teams and Slack URLs carry their secret in the path)."""
+    host = requests.utils.urlparse(url).netloc.rsplit("@", 1)[-1]
+    sender = session or requests
+    try:
+        response = sender.request(
+            method.upper(),
+            url,
+            json=json_body,
+            params=params,
+            timeout=TIMEOUT,
+            verify=verify,
+        )
+    except requests.exceptions.SSLError as exc:
+        raise DestinationError(
+            f"{channel}: TLS with {host} failed: the server certificate is not trusted or does"
+            f" not match ({_reason(exc)}); check the channel's CA file (cert.certCA)"
+        ) from None
+    except requests.RequestException as exc:
+        raise DestinationError(f"{channel}: cannot reach {host}: {_reason(exc)}") from None
+    if response.status_code >= 300:
+        raise DestinationError(
+            f"{channel}: {host} answered HTTP {response.status_code} {response.reason}"
+        )
+    return response
+
+
+def _reason(exc: BaseException) -> str:
+    # The innermost reason, without the URL that requests puts in its messages.
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    text = str(exc)
+    return text.split(": ", 1)[-1][:200] if text else type(exc).__name__
+
+
+def plain_text(alert: Alert) -> str:
+    """Title and text, as e-mail bodies and MQTT messages show them."""
+    lines = [alert.title, "", alert.text]
+    if alert.site:
+        lines += ["", f"Site: {alert.site}"]
+    lines += [f"Time: {alert.time:%Y-%m-%d %H:%M} UTC", "", "-- sense-license-agent"]
+    return "\n".join(lines)
+
+
+def emoji(alert: Alert) -> str:
+    return {"resolved": "✅", "test": "🔔"}.get(alert.state) or (
+        "🚨" if alert.severity == "critical" else "⚠️"
+    )
+
+
+def send_each(points: Sequence[Point], send: Callable[[Alert], None]) -> None:
+    """Send every alert among ``points``; raise one :class:`DestinationError` naming the
+    points that failed, so the outbox keeps exactly those for later."""
+    failed: list[Point] = []
+    errors: list[str] = []
+    for point in points:
+        if point.measurement != MEASUREMENT_ALERT:
+            continue
+        try:
+            send(Alert.from_point(point))
+        except DestinationError as exc:
+            failed.append(point)
+            errors.append(str(exc))
+    if errors:
+        raise DestinationError("; ".join(dict.fromkeys(errors)), failed=failed)

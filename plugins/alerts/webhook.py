@@ -1,0 +1,282 @@
+"""The ``webhook`` alert channel: Butler's outgoing webhooks, as Butler's config describes them.
+
+Reads ``Butler.webhookNotification`` (Butler's keys, unchanged):
+
+* ``qlikSenseServerLicenseMonitor.webhooks``: the site license status on every run of the
+  site license monitor, when ``serverLicenseMonitor.destination.webhook.sendRecurring.enable``;
+* ``qlikSenseServerLicenseExpiryAlert.webhooks``: the expiry alert, when
+  ``...destination.webhook.sendAlert.enable`` and the license expires within
+  ``serverLicenseMonitor.alert.thresholdDays`` (or has expired);
+* ``licenseAgentAlert.webhooks`` (an agent addition): the access license alerts, when
+  ``licenseMonitor.alert.destination.webhook.enable``.
+
+Each webhook has Butler's ``description``, ``webhookURL``, ``httpMethod`` (GET sends the fields
+as query parameters, POST and PUT as a JSON body), and ``cert`` (``enable``,
+``rejectUnauthorized``, ``certCA``: the CA that signed the receiver's certificate). A group's
+``rateLimit`` (seconds, Butler's default 300) drops further messages of that group within that
+time after one was sent, as Butler does; the agent keeps the times in ``stateDir`` so that a
+restart does not reset them. The payload keeps Butler's fields and ``event`` texts::
+
+    {"event": "server license about to expire alert", "licenseExpired": false,
+     "expiryDateStr": "2027-03-16T00:00:00Z", "daysUntilExpiry": 25}
+
+Unlike Butler, ``expiryDateStr`` is the whole date (Butler cut it at the first ``:``) and
+``daysUntilExpiry`` is negative after expiry (Butler's was an absolute value).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import requests
+from pydantic import Field, field_validator
+
+from agent.alerts import (
+    KIND_ACCESS,
+    KIND_SERVER_EXPIRY,
+    KIND_SERVER_STATUS,
+    KIND_TEST,
+    Alert,
+)
+from agent.models import DestinationError, Point
+from plugins.alerts._common import (
+    FEATURES,
+    ButlerSection,
+    Settings,
+    call,
+    send_each,
+    verify_option,
+)
+
+NAME = "webhook"
+RATE_LIMIT_FILE = "webhook-rate-limit.json"
+
+
+def check_url(value: str) -> str:
+    """A webhook URL must be whole: ``https://host/path`` (shared by Teams and Slack)."""
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            "must be a whole URL with its scheme, e.g. https://hooks.example.com/path"
+            + (" (http:// or https:// is missing)" if "://" not in text else "")
+        )
+    return text
+
+
+class WebhookCert(Settings):
+    enable: bool = False
+    reject_unauthorized: bool = Field(default=True, alias="rejectUnauthorized")
+    #: The CA certificate (PEM) that signed the receiver's certificate.
+    cert_ca: Path | None = Field(default=None, alias="certCA")
+
+
+class Webhook(Settings):
+    description: str = ""
+    webhook_url: str = Field(alias="webhookURL")
+    http_method: Literal["GET", "POST", "PUT"] = Field(default="POST", alias="httpMethod")
+    cert: WebhookCert = WebhookCert()
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_url(value)
+
+    @field_validator("http_method", mode="before")
+    @classmethod
+    def _method(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class WebhookGroup(ButlerSection):
+    #: Seconds after a message during which further messages of the group are dropped.
+    rate_limit: int = Field(default=300, alias="rateLimit", ge=0, le=31_536_000)
+    webhooks: list[Webhook] = Field(default_factory=list)
+
+    @field_validator("webhooks", mode="before")
+    @classmethod
+    def _none(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class WebhookNotification(ButlerSection):
+    """``Butler.webhookNotification``: Butler's other groups are allowed and not read."""
+
+    enable: bool = False
+    server_license_monitor: WebhookGroup = Field(
+        default=WebhookGroup(), alias="qlikSenseServerLicenseMonitor"
+    )
+    server_license_expiry_alert: WebhookGroup = Field(
+        default=WebhookGroup(), alias="qlikSenseServerLicenseExpiryAlert"
+    )
+    license_agent_alert: WebhookGroup = Field(default=WebhookGroup(), alias="licenseAgentAlert")
+
+    def groups(self) -> dict[str, WebhookGroup]:
+        return {
+            "qlikSenseServerLicenseMonitor": self.server_license_monitor,
+            "qlikSenseServerLicenseExpiryAlert": self.server_license_expiry_alert,
+            "licenseAgentAlert": self.license_agent_alert,
+        }
+
+
+def butler_payload(alert: Alert) -> dict[str, Any]:
+    """Butler's webhook fields for a site license alert; the agent's own for the others."""
+    if alert.kind in (KIND_SERVER_STATUS, KIND_SERVER_EXPIRY):
+        details = alert.details
+        return {
+            "event": details.get("event", ""),
+            "licenseExpired": details.get("licenseExpired"),
+            "expiryDateStr": details.get("expiryDateStr"),
+            "daysUntilExpiry": details.get("daysUntilExpiry"),
+        }
+    return {
+        "event": "license agent test" if alert.kind == KIND_TEST else "license agent alert",
+        "state": alert.state,
+        "alert": alert.key,
+        "licenseType": alert.license_type,
+        "site": alert.site,
+        "severity": alert.severity,
+        "title": alert.title,
+        "text": alert.text,
+        "time": alert.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "details": dict(alert.details),
+    }
+
+
+def _query_value(value: Any) -> str:
+    # As JavaScript's URLSearchParams writes them (Butler's GET webhooks).
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+class WebhookChannel:
+    """Sends alerts to Butler's outgoing webhooks."""
+
+    name = NAME
+    features = FEATURES
+
+    def __init__(
+        self,
+        settings: WebhookNotification,
+        *,
+        send_recurring: bool,
+        send_alert: bool,
+        access_alerts: bool,
+        base_dir: Path,
+        state_dir: Path | None,
+    ) -> None:
+        self.settings = settings
+        self.send_recurring = send_recurring
+        self.send_alert = send_alert
+        self.access_alerts = access_alerts
+        self.base_dir = base_dir
+        self.state_path = state_dir / RATE_LIMIT_FILE if state_dir is not None else None
+        self.session = requests.Session()
+
+    def describe(self) -> str:
+        count = sum(len(g.webhooks) for g in self.settings.groups().values())
+        return f"webhooks ({count} in Butler.webhookNotification)"
+
+    def group_for(self, alert: Alert) -> str | None:
+        if alert.kind == KIND_SERVER_STATUS:
+            return "qlikSenseServerLicenseMonitor" if self.send_recurring else None
+        if alert.kind == KIND_SERVER_EXPIRY:
+            return "qlikSenseServerLicenseExpiryAlert" if self.send_alert else None
+        if alert.kind == KIND_ACCESS:
+            return "licenseAgentAlert" if self.access_alerts else None
+        return None
+
+    def write(self, points: Sequence[Point]) -> None:
+        send_each(points, self.send)
+
+    def send(self, alert: Alert) -> None:
+        if alert.kind == KIND_TEST:
+            self.send_test(alert)
+            return
+        group = self.group_for(alert)
+        if group is not None:
+            self.send_group(group, alert)
+
+    def send_test(self, alert: Alert) -> None:
+        webhooks = [w for g in self.settings.groups().values() for w in g.webhooks]
+        if not webhooks:
+            raise DestinationError(
+                "webhook: no webhooks are configured in Butler.webhookNotification"
+            )
+        for webhook in webhooks:
+            self.send_one(webhook, butler_payload(alert))
+
+    def send_group(self, group_name: str, alert: Alert) -> None:
+        group = self.settings.groups()[group_name]
+        if not group.webhooks or self._rate_limited(group_name, group.rate_limit):
+            return
+        for webhook in group.webhooks:
+            self.send_one(webhook, butler_payload(alert))
+        self._sent(group_name)
+
+    def send_one(self, webhook: Webhook, payload: Mapping[str, Any]) -> None:
+        ca = None
+        verify: bool | str = True
+        if webhook.cert.enable:
+            if webhook.cert.cert_ca is not None:
+                ca = webhook.cert.cert_ca
+                if not ca.is_absolute():
+                    ca = self.base_dir / ca
+            verify = verify_option(ca, webhook.cert.reject_unauthorized)
+        label = f"webhook {webhook.description!r}" if webhook.description else "webhook"
+        if webhook.http_method == "GET":
+            call(
+                "GET",
+                webhook.webhook_url,
+                channel=label,
+                params={k: _query_value(v) for k, v in payload.items()},
+                verify=verify,
+                session=self.session,
+            )
+        else:
+            call(
+                webhook.http_method,
+                webhook.webhook_url,
+                channel=label,
+                json_body=dict(payload),
+                verify=verify,
+                session=self.session,
+            )
+
+    # ------------------------------------------------------------ Butler's rate limit
+
+    def _times(self) -> dict[str, float]:
+        if self.state_path is None or not self.state_path.exists():
+            return getattr(self, "_memory", {})
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+            return {str(k): float(v) for k, v in data.items()}
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {}
+
+    def _rate_limited(self, group: str, seconds: int) -> bool:
+        last = self._times().get(group)
+        return seconds > 0 and last is not None and 0 <= time.time() - last < seconds
+
+    def _sent(self, group: str) -> None:
+        times = {**self._times(), group: time.time()}
+        self._memory = times
+        if self.state_path is not None:
+            try:
+                self.state_path.parent.mkdir(parents=True, exist_ok=True)
+                self.state_path.write_text(json.dumps(times), encoding="utf-8")
+            except OSError:
+                pass  # the limit then holds for this process only
+
+    def close(self) -> None:
+        self.session.close()
