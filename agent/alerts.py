@@ -346,6 +346,17 @@ def access_conditions(
     return found
 
 
+@dataclass(frozen=True)
+class AlertView:
+    """What the alert settings add to the HTML report (``sla_alert_view``): thresholds and forecast lines on the usage
+    charts (per license type), and the alerts that are active now."""
+
+    thresholds: Mapping[str, Thresholds] = field(default_factory=dict)
+    history_days: float = 30
+    #: ``(site, license type, title, since)`` of each active alert.
+    active: Sequence[tuple[str, str, str, datetime]] = ()
+
+
 # --------------------------------------------------------------------------- life cycle
 
 
@@ -504,3 +515,47 @@ class AlertStateStore:
                 f"{self.path}: cannot write the alert state ({exc.strerror or exc});"
                 " check that the folder (Butler.licenseAgent.stateDir) is writable"
             ) from exc
+
+
+# --------------------------------------------------------------------------- alert test
+
+
+@dataclass(frozen=True)
+class ChannelResult:
+    channel: str
+    where: str
+    ok: bool
+    message: str
+
+
+def test_alert(now: datetime, site: str = "") -> Alert:
+    """The message ``license-agent alert test`` sends."""
+    return Alert(
+        key="test",
+        kind=KIND_TEST,
+        state=TEST,
+        title="Test alert from sense-license-agent",
+        text=(
+            "This is a test of the alert channel, sent by `license-agent alert test`. If you"
+            " read this, alerts about Qlik Sense licenses will reach you here."
+        ),
+        time=now,
+        site=site,
+        severity="info",
+    )
+
+
+def send_test_alerts(channels: Sequence[Any], now: datetime) -> list[ChannelResult]:
+    """Send the test alert to each channel directly (not through the outbox: the admin wants
+    to know now), one channel's failure never stopping the next."""
+    point = test_alert(now).to_point()
+    results = []
+    for channel in channels:
+        where = channel.describe()
+        try:
+            channel.write([point])
+        except Exception as exc:  # a channel's failure is its result, whatever it is
+            results.append(ChannelResult(channel.name, where, False, str(exc)))
+        else:
+            results.append(ChannelResult(channel.name, where, True, "sent"))
+    return results

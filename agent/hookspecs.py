@@ -41,6 +41,7 @@ import pluggy
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from agent.alerts import AlertView
     from agent.config import AgentConfig
     from agent.models import (
         AlertBatch,
@@ -173,6 +174,17 @@ def sla_alerts(
     :param points: every point of the run (``qlik_sense_license`` per type, collectors').
     :param now: the time of the run's points (UTC).
     :return: an :class:`agent.models.AlertBatch`, or ``None`` when there is nothing to say.
+    """
+
+
+@hookspec(firstresult=True)
+def sla_alert_view(config: AgentConfig) -> AlertView | None:
+    """What the HTML report draws for alerts: the thresholds and forecast lines on the usage
+    charts, and the alerts active now. The first plugin that answers wins (the built-in
+    early-warning plugin answers when ``licenseMonitor.alert`` is enabled).
+
+    :param config: the validated configuration.
+    :return: an :class:`agent.alerts.AlertView`, or ``None`` for nothing to draw.
     """
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
+from agent.alerts import AlertView, Forecast, Thresholds, forecast_exhaustion
 from agent.models import (
     MEASUREMENT_LICENSE,
     MEASUREMENT_RESTORE,
@@ -151,6 +152,29 @@ class History:
     def sites(self) -> list[str]:
         names = {s.site for s in self.usage} | {r.site for r in self.releases}
         return sorted(names | {r.site for r in self.restores})
+
+
+def threshold_lines(series: UsageSeries, thresholds: Thresholds | None) -> list[tuple[str, float]]:
+    """The ``available`` values at which an alert starts, with their labels."""
+    if thresholds is None or not series.snapshots:
+        return []
+    lines = []
+    if thresholds.available_below is not None:
+        lines.append((f"alert below {thresholds.available_below:g}", thresholds.available_below))
+    total = series.snapshots[-1].values.get("total")
+    if thresholds.available_below_percent is not None and total:
+        value = total * thresholds.available_below_percent / 100
+        lines.append((f"alert below {thresholds.available_below_percent:g} %", value))
+    return lines
+
+
+def series_forecast(series: UsageSeries, history_days: float) -> Forecast | None:
+    samples = [
+        (s.time, float(v))
+        for s in series.snapshots
+        if isinstance(v := s.values.get("available"), int | float)
+    ]
+    return forecast_exhaustion(series.license_type, samples, history_days=history_days)
 
 
 def _site_of(tags_json: str | None) -> str:
@@ -483,11 +507,29 @@ def _x_tick(frame: _Frame, x: float, label: str) -> list[str]:
     ]
 
 
-def usage_chart(series: UsageSeries, *, width: float = 560, height: float = 270) -> str:
-    """Lines of total, allocated, used, available and quarantined over time for one type."""
+#: How far past the latest snapshot a forecast line is drawn, at most.
+FORECAST_REACH = timedelta(days=90)
+ALERT_COLOR = "#dc2626"
+
+
+def usage_chart(
+    series: UsageSeries,
+    *,
+    width: float = 560,
+    height: float = 270,
+    thresholds: Sequence[tuple[str, float]] = (),
+    forecast: Forecast | None = None,
+) -> str:
+    """Lines of total, allocated, used, available and quarantined over time for one type,
+    with the alert thresholds and the forecast of ``available`` when given."""
     frame = _Frame(width, height)
     snapshots = series.snapshots
     start, end = snapshots[0].time, snapshots[-1].time
+    forecast_end = None
+    if forecast is not None:
+        reach = min(forecast.date, forecast.last_time + FORECAST_REACH)
+        forecast_end = reach
+        end = max(end, reach)
     # Runs minutes apart (or a single one) would stretch over the whole width with no tick
     # to read: show at least an hour around them, and label the values.
     collapsed = end - start < MIN_SPAN
@@ -533,6 +575,36 @@ def usage_chart(series: UsageSeries, *, width: float = 560, height: float = 270)
                 )
     if collapsed:
         parts += _single_labels(snapshots[-1], x(snapshots[-1].time), y, frame.y0)
+    for label, value in thresholds:
+        if 0 <= value <= top:
+            parts.append(
+                f'<line class="threshold" x1="{frame.x0}" x2="{frame.x1}" y1="{y(value):.1f}"'
+                f' y2="{y(value):.1f}" stroke="{ALERT_COLOR}" stroke-dasharray="2 3">'
+                f"<title>{_esc(label)}</title></line>"
+                f'<text class="threshold-label" x="{frame.x1 - 4}" y="{y(value) - 4:.1f}"'
+                f' text-anchor="end" fill="{ALERT_COLOR}">{_esc(label)}</text>'
+            )
+    if forecast is not None and forecast_end is not None:
+        days = (forecast_end - forecast.last_time).total_seconds() / 86400
+        value = max(forecast.available + forecast.slope_per_day * days, 0.0)
+        label = f"runs out about {forecast.date:%Y-%m-%d}"
+        parts.append(
+            f'<polyline class="forecast" fill="none" stroke="{ALERT_COLOR}"'
+            f' stroke-dasharray="8 4" stroke-width="2" points="{x(forecast.last_time):.1f},'
+            f'{y(forecast.available):.1f} {x(forecast_end):.1f},{y(value):.1f}">'
+            f"<title>Forecast of available: {_esc(label)} (between"
+            f" {forecast.earliest:%Y-%m-%d} and"
+            f" {forecast.latest.strftime('%Y-%m-%d') if forecast.latest else 'never'})</title>"
+            "</polyline>"
+        )
+        if forecast_end >= forecast.date:
+            parts.append(
+                f'<circle class="forecast-zero" cx="{x(forecast.date):.1f}" cy="{y(0):.1f}"'
+                f' r="4" fill="{ALERT_COLOR}"><title>{_esc(label)}</title></circle>'
+                f'<text class="forecast-label" x="{x(forecast.date) - 6:.1f}"'
+                f' y="{y(0) - 8:.1f}" text-anchor="end" fill="{ALERT_COLOR}">'
+                f"{_esc(label)}</text>"
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -789,7 +861,9 @@ def _tiles(series: Sequence[UsageSeries]) -> str:
     return f'<div class="tiles">{"".join(tiles)}</div>'
 
 
-def _usage_section(series: Sequence[UsageSeries], now: datetime) -> str:
+def _usage_section(
+    series: Sequence[UsageSeries], now: datetime, alerts: AlertView | None = None
+) -> str:
     shown = [s for s in series if s.has_usage()]
     idle = [s.license_type for s in series if not s.has_usage()]
     parts = ["<h3>License usage over time</h3>"]
@@ -811,9 +885,23 @@ def _usage_section(series: Sequence[UsageSeries], now: datetime) -> str:
             if runs == 1
             else f"{runs:,} snapshots, {_when(first)} to {_when(last)}"
         )
+        chart = usage_chart(item)
+        if alerts is not None and item.license_type in alerts.thresholds:
+            settings = alerts.thresholds[item.license_type]
+            forecast = (
+                series_forecast(item, alerts.history_days)
+                if settings.forecast_days is not None
+                else None
+            )
+            chart = usage_chart(item, thresholds=threshold_lines(item, settings), forecast=forecast)
+            if forecast is not None:
+                note += (
+                    f"; at the last {alerts.history_days:g} days' rate, available reaches 0"
+                    f" about {forecast.date:%Y-%m-%d}"
+                )
         cards.append(
             f'<div class="card"><h4>{_esc(type_label(item.license_type))}</h4>'
-            f'<div class="muted">{note}</div>{legend}{usage_chart(item)}</div>'
+            f'<div class="muted">{note}</div>{legend}{chart}</div>'
         )
     parts.append(_tiles(shown))
     parts.append(f'<div class="grid2" style="margin-top:16px">{"".join(cards)}</div>')
@@ -1024,6 +1112,26 @@ def _sections(
     return sections
 
 
+def _alerts_section(alerts: AlertView | None, site: str) -> str:
+    if alerts is None:
+        return ""
+    active = [a for a in alerts.active if a[0] == site or not site]
+    parts = ["<h3>Active alerts</h3>"]
+    if not active:
+        parts.append('<p class="muted">No alert is active.</p>')
+        return "".join(parts)
+    rows = "".join(
+        f"<tr><td>{_esc(type_label(license_type) if license_type else '')}</td>"
+        f"<td>{_esc(title)}</td><td>{_esc(_when(since))}</td></tr>"
+        for _, license_type, title, since in active
+    )
+    parts.append(
+        '<table class="alerts"><thead><tr><th>License type</th><th>Alert</th><th>Since</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
+    return "".join(parts)
+
+
 def render_html(
     history: History,
     decisions: Sequence[Mapping[str, Any]] = (),
@@ -1031,6 +1139,7 @@ def render_html(
     generated: datetime | None = None,
     site: str = "",
     decisions_source: str = "",
+    alerts: AlertView | None = None,
 ) -> str:
     """The whole report page.
 
@@ -1063,7 +1172,8 @@ def render_html(
             body.append(f"<h2>Site {_esc(section.name or '(no site tag)')}</h2>")
         series = [s for s in history.usage if s.site == section.key]
         releases = [r for r in history.releases if r.site == section.key]
-        body.append(_usage_section(series, now))
+        body.append(_alerts_section(alerts, section.name if len(sections) > 1 else ""))
+        body.append(_usage_section(series, now, alerts))
         body.append(_releases_section(releases, span, section.decisions))
         body.append(_restores_section([r for r in history.restores if r.site == section.key]))
         body.append(_decisions_section(section.decisions, decisions_source))
@@ -1125,6 +1235,7 @@ def build_report(
     *,
     site: str = "",
     generated: datetime | None = None,
+    alerts: AlertView | None = None,
 ) -> ReportSummary:
     """Read the history (and the decision report, if any), write the page. Raises ReportError."""
     history = load_history(db)
@@ -1139,6 +1250,7 @@ def build_report(
             generated=generated,
             site=site,
             decisions_source=decisions_path.name if decisions_path else "",
+            alerts=alerts,
         ),
         out,
     )
@@ -1152,6 +1264,7 @@ def build_report(
 
 
 __all__ = [
+    "AlertView",
     "History",
     "ReleaseCount",
     "ReportError",

@@ -364,6 +364,14 @@ class PluginHost:
                     errors[impl.plugin_name] = message
         return batches
 
+    def alert_view(self, config: AgentConfig) -> Any:
+        """What the HTML report draws for alerts (:class:`agent.alerts.AlertView`), or None."""
+        try:
+            return self.pm.hook.sla_alert_view(config=config)
+        except Exception as exc:
+            logger.error("the alert view for the report failed: {}", exc)
+            return None
+
     def configure(self, config: AgentConfig) -> None:
         # A plugin's ConfigError must reach the user, so configure is not wrapped.
         for impl in self.pm.hook.sla_configure.get_hookimpls():

@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo_cmd",
     "report_cmd",
     "health_cmd",
+    "alert_cmd",
 )
 
 EXIT_OK = 0

@@ -34,6 +34,7 @@ from pydantic import Field
 
 from agent.alerts import (
     AlertStateStore,
+    AlertView,
     Thresholds,
     access_conditions,
     forecast_exhaustion,
@@ -112,6 +113,8 @@ def history_samples(
     from agent.htmlreport import load_history
 
     samples: dict[str, list[tuple[datetime, float]]] = {name: [] for name in license_types}
+    if not path.is_file():
+        return samples  # no run has been stored yet: this run's point is the history
     for series in load_history(path).usage:
         if series.site != site_tag or series.license_type not in samples:
             continue
@@ -202,5 +205,22 @@ def sla_alerts(config: AgentConfig, site: Any, points: Sequence[Point], now: dat
         now,
         site=getattr(site, "name", "") or "",
         state_dir=config.state_dir,
-        history_path=history if history is not None and Path(history).exists() else None,
+        history_path=Path(history) if history is not None else None,
+    )
+
+
+@hookimpl
+def sla_alert_view(config: AgentConfig) -> AlertView | None:
+    settings = settings_of(config)
+    if not settings.enable:
+        return None
+    active = [
+        (site, state.license_type, state.title, state.since)
+        for site, conditions in AlertStateStore(config.state_dir).load().items()
+        for state in conditions.values()
+    ]
+    return AlertView(
+        thresholds={name: t.core() for name, t in settings.license_type.items()},
+        history_days=settings.history_days,
+        active=sorted(active, key=lambda a: (a[0], a[1], a[3])),
     )

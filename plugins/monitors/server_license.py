@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from agent.alerts import FIRING, KIND_SERVER_EXPIRY, KIND_SERVER_STATUS, STATUS, Alert
 from agent.hookspecs import hookimpl
 from agent.models import (
     FEATURE_SERVER_LICENSE,
@@ -176,11 +177,87 @@ def log_status(status: ServerLicenseStatus, threshold_days: int, site_name: str)
         logger.info("site license{} expires in {} days ({})", where, days, status.expiry_date)
 
 
+def butler_alerts(
+    status: ServerLicenseStatus, threshold_days: int, now: datetime, site: str = ""
+) -> list[Alert]:
+    """Butler's site license messages: the status on every run, and the expiry alert when the
+    license has expired or expires within ``threshold_days``. Pure.
+
+    The fields are Butler's (``licenseExpired``, ``expiryDateStr``, ``daysUntilExpiry``, and
+    its ``event`` texts), with the agent's values: the whole date and signed days.
+    """
+    where = f" on {site}" if site else ""
+    fields = {
+        "licenseExpired": status.license_expired,
+        "expiryDateStr": status.expiry_date,
+        "daysUntilExpiry": status.days_until_expiry,
+    }
+    days = status.days_until_expiry
+    if status.expiry_date is None:
+        summary = f"The site license{where} has no expiry date"
+    elif status.license_expired:
+        summary = f"The site license{where} expired on {status.expiry_date}"
+    else:
+        summary = f"The site license{where} expires in {days} days, on {status.expiry_date}"
+    alerts = [
+        Alert(
+            key="server_license:status",
+            kind=KIND_SERVER_STATUS,
+            state=STATUS,
+            title=summary,
+            text=summary + ".",
+            time=now,
+            site=site,
+            severity="info",
+            details={**fields, "event": "server license status"},
+        )
+    ]
+    expiring = days is not None and days <= threshold_days
+    if status.license_expired or (status.expiry_date is not None and expiring):
+        event = (
+            "server license has expired alert"
+            if status.license_expired
+            else "server license about to expire alert"
+        )
+        alerts.append(
+            Alert(
+                key="server_license:expiry",
+                kind=KIND_SERVER_EXPIRY,
+                state=FIRING,
+                title=summary,
+                text=(
+                    f"{summary}. Renew the license in time: Qlik Sense stops serving users"
+                    " when it expires. The alert threshold is"
+                    f" {threshold_days} days (serverLicenseMonitor.alert.thresholdDays)."
+                ),
+                time=now,
+                site=site,
+                severity="critical",
+                details={**fields, "event": event},
+            )
+        )
+    return alerts
+
+
+def _sends_butler_alerts(settings: ServerLicenseMonitor) -> bool:
+    """``destination.mqtt.enable`` or ``destination.webhook.enable``, as in Butler."""
+    destination = settings.destination
+    return any(
+        bool(getattr(getattr(destination, name, None), "enable", False))
+        for name in ("mqtt", "webhook")
+    )
+
+
 def make_collector(settings: ServerLicenseMonitor) -> MetricCollector:
     def collect(qrs: Any, now: datetime, site: Any = None) -> Sequence[Point]:
         status = server_license_status(qrs.site_license(), now)
-        log_status(status, settings.alert.threshold_days, getattr(site, "name", ""))
-        return [server_license_point(status, static_tags(settings, site), now)]
+        site_name = getattr(site, "name", "")
+        log_status(status, settings.alert.threshold_days, site_name)
+        points = [server_license_point(status, static_tags(settings, site), now)]
+        if _sends_butler_alerts(settings):
+            alerts = butler_alerts(status, settings.alert.threshold_days, now, site_name)
+            points.extend(alert.to_point() for alert in alerts)
+        return points
 
     return MetricCollector(
         name=NAME,
