@@ -581,8 +581,8 @@ def usage_chart(
                 f'<line class="threshold" x1="{frame.x0}" x2="{frame.x1}" y1="{y(value):.1f}"'
                 f' y2="{y(value):.1f}" stroke="{ALERT_COLOR}" stroke-dasharray="2 3">'
                 f"<title>{_esc(label)}</title></line>"
-                f'<text class="threshold-label" x="{frame.x1 - 4}" y="{y(value) - 4:.1f}"'
-                f' text-anchor="end" fill="{ALERT_COLOR}">{_esc(label)}</text>'
+                f'<text class="threshold-label" x="{frame.x0 + 4}" y="{y(value) - 4:.1f}"'
+                f' text-anchor="start" fill="{ALERT_COLOR}">{_esc(label)}</text>'
             )
     if forecast is not None and forecast_end is not None:
         days = (forecast_end - forecast.last_time).total_seconds() / 86400
@@ -602,7 +602,7 @@ def usage_chart(
                 f'<circle class="forecast-zero" cx="{x(forecast.date):.1f}" cy="{y(0):.1f}"'
                 f' r="4" fill="{ALERT_COLOR}"><title>{_esc(label)}</title></circle>'
                 f'<text class="forecast-label" x="{x(forecast.date) - 6:.1f}"'
-                f' y="{y(0) - 8:.1f}" text-anchor="end" fill="{ALERT_COLOR}">'
+                f' y="{y(0) - 14:.1f}" text-anchor="end" fill="{ALERT_COLOR}">'
                 f"{_esc(label)}</text>"
             )
     parts.append("</svg>")
@@ -824,6 +824,9 @@ svg .bar-total { fill: #1f2937; font-size: 12px; font-weight: 600; }
 footer { margin-top: 28px; color: #6b7280; font-size: 12px; }
 table.meta { border-collapse: collapse; font-size: 13px; }
 table.meta td { padding: 1px 12px 1px 0; vertical-align: top; }
+table.alerts { border-collapse: collapse; font-size: 14px; }
+table.alerts th, table.alerts td { padding: 3px 24px 3px 0; text-align: left; }
+table.alerts td:nth-child(2) { color: #dc2626; }
 """
 
 
