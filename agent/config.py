@@ -401,9 +401,28 @@ class ServerLicenseAlert(_Strict):
     threshold_days: int = Field(default=60, alias="thresholdDays", ge=0, le=36500)
 
 
+class Enabled(_Model):
+    """Butler's ``{enable: ...}`` blocks; Butler's other keys there are allowed."""
+
+    enable: bool = False
+
+
+class ServerLicenseWebhook(_Model):
+    """Butler's ``serverLicenseMonitor.destination.webhook``: which webhooks of
+    ``Butler.webhookNotification`` get the status (``sendRecurring``) and the expiry alert
+    (``sendAlert``)."""
+
+    enable: bool = False
+    send_recurring: Enabled = Field(default=Enabled(), alias="sendRecurring")
+    send_alert: Enabled = Field(default=Enabled(), alias="sendAlert")
+
+
 class ServerLicenseDestination(_Model):
-    # Butler also has mqtt and webhook here; the agent ignores them instead of rejecting them.
     influx_db: FeatureInfluxDb = Field(default=FeatureInfluxDb(), alias="influxDb")
+    #: Butler's MQTT messages (topics in ``Butler.mqttConfig``), see docs/alerts.md.
+    mqtt: Enabled = Enabled()
+    #: Butler's outgoing webhooks (``Butler.webhookNotification``), see docs/alerts.md.
+    webhook: ServerLicenseWebhook = ServerLicenseWebhook()
 
 
 class ServerLicenseMonitor(_Strict):

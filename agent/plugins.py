@@ -65,7 +65,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.destinations.prometheus",
     "plugins.monitors.server_license",
     "plugins.alerts.early_warning",
-    "plugins.alerts.channels",
+    "plugins.alerts.alert_channels",
 )
 
 

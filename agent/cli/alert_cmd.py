@@ -28,20 +28,24 @@ def run_test(args: argparse.Namespace) -> int:
     config = load_config_for(args)
     setup_logging_for(args, config)
     host = build_plugin_host(config)
-    host.configure(config)
     channels = [d for d in host.destinations(config) if FEATURE_ALERT in d.features]
     names = [c.name for c in channels]
     if not channels:
         raise ConfigError(
-            "no alert channel is configured: enable one under"
-            " Butler.qlikSenseLicense.licenseMonitor.alert.destination (mqtt, webhook, teams,"
-            " slack, email) or Butler's serverLicenseMonitor.destination.mqtt / .webhook"
+            [
+                "no alert channel is configured: enable one under"
+                " Butler.qlikSenseLicense.licenseMonitor.alert.destination (mqtt, webhook,"
+                " teams, slack, email) or Butler's serverLicenseMonitor.destination.mqtt /"
+                " .webhook"
+            ]
         )
     if args.channel:
         if args.channel not in names:
             raise ConfigError(
-                f"--channel {args.channel!r}: no such alert channel is configured;"
-                f" configured: {', '.join(names)}"
+                [
+                    f"--channel {args.channel!r}: no such alert channel is configured;"
+                    f" configured: {', '.join(names)}"
+                ]
             )
         channels = [c for c in channels if c.name == args.channel]
     try:

@@ -16,9 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from agent.alerts import AlertView
 from agent.cli.common import load_config_for, print_error
 from agent.htmlreport import ReportError, build_report
 from agent.models import DEFAULT_REPORT_FILE
+from agent.plugins import build_plugin_host
 
 DEFAULT_DB = "license-agent.sqlite"
 
@@ -62,11 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _default_db(args: argparse.Namespace) -> tuple[Path, str]:
-    """The history file and a site name, from the config when there is one."""
+def _default_db(args: argparse.Namespace) -> tuple[Path, str, AlertView | None]:
+    """The history file, a site name and what the alert plugins draw, from the config when
+    there is one."""
     config = load_config_for(args, required=False)
     if config is None:
-        return Path(DEFAULT_DB), ""
+        return Path(DEFAULT_DB), "", None
     sites = config.sites()
     site = sites[0].name if len(sites) == 1 else ""
     sqlite = config.agent.destinations.sqlite
@@ -76,14 +79,16 @@ def _default_db(args: argparse.Namespace) -> tuple[Path, str]:
             " (Butler.licenseAgent.destinations.sqlite.enable), so the history may be empty",
             file=sys.stderr,
         )
-    return sqlite.path or config.state_dir / DEFAULT_DB, site
+    alerts = build_plugin_host(config).alert_view(config)
+    return sqlite.path or config.state_dir / DEFAULT_DB, site, alerts
 
 
 def run(args: argparse.Namespace) -> int:
+    alerts = None
     if args.db is not None and not args.config:
         db, site = args.db, ""  # a stray ./config.yaml must not matter when --db says it all
     else:
-        db, site = _default_db(args)
+        db, site, alerts = _default_db(args)
         db = args.db or db
     decisions = args.decisions
     if decisions is None:
@@ -98,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        summary = build_report(db, args.out, decisions, site=args.site or site)
+        summary = build_report(db, args.out, decisions, site=args.site or site, alerts=alerts)
     except ReportError as exc:
         print_error(exc)
         return 1

@@ -40,8 +40,9 @@ from agent.alerts import (
     forecast_exhaustion,
     transitions,
 )
+from agent.config import ConfigError
 from agent.hookspecs import hookimpl
-from agent.models import MEASUREMENT_LICENSE, AlertBatch, Point
+from agent.models import MEASUREMENT_LICENSE, AlertBatch, Point, SettingsSection
 from plugins.alerts._common import Settings
 from plugins.alerts.chat import ChatSettings
 from plugins.alerts.email import EmailSettings
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from agent.config import AgentConfig
 
 NAME = "early_warning"
+PATH = "qlikSenseLicense.licenseMonitor.alert"
 
 
 class TypeThresholds(Settings):
@@ -167,8 +169,34 @@ def evaluate(
     return AlertBatch(points=[a.to_point() for a in alerts], commit=lambda: store.save(sites))
 
 
-def settings_of(config: AgentConfig) -> LicenseAlert:
-    return config.settings("qlikSenseLicense.licenseMonitor.alert") or LicenseAlert()
+def settings_of(where: Any) -> LicenseAlert:
+    """The alert settings of a config or of one site (sites may override them)."""
+    return where.settings(PATH) or LicenseAlert()
+
+
+@hookimpl
+def sla_settings() -> list[SettingsSection]:
+    return [SettingsSection(path=PATH, model=LicenseAlert)]
+
+
+@hookimpl
+def sla_configure(config: AgentConfig) -> None:
+    """A forecast without a history to read would never fire: a config error, not silence."""
+    if sqlite_history(config) is not None:
+        return
+    problems = [
+        f"{prefix}qlikSenseLicense.licenseMonitor.alert.licenseType.{name}.forecastDays:"
+        " the forecast reads the license history; enable the sqlite destination"
+        " (Butler.licenseAgent.destinations.sqlite.enable: true) or remove forecastDays"
+        for prefix, where in [
+            ("Butler.", config),
+            *((f"site {s.name}: Butler.", s) for s in config.sites()),
+        ]
+        for name, thresholds in settings_of(where).license_type.items()
+        if settings_of(where).enable and thresholds.forecast_days is not None
+    ]
+    if problems:
+        raise ConfigError(sorted(set(problems)))
 
 
 def sqlite_history(config: AgentConfig) -> Path | None:
@@ -180,7 +208,7 @@ def sqlite_history(config: AgentConfig) -> Path | None:
 
 @hookimpl
 def sla_alerts(config: AgentConfig, site: Any, points: Sequence[Point], now: datetime):
-    settings = settings_of(config)
+    settings = settings_of(site)
     if not settings.enable or not settings.license_type:
         return None
     unknown = sorted(
@@ -194,11 +222,6 @@ def sla_alerts(config: AgentConfig, site: Any, points: Sequence[Point], now: dat
             ", ".join(unknown),
         )
     history = sqlite_history(config) if settings.needs_history else None
-    if settings.needs_history and history is None:
-        raise RuntimeError(
-            "licenseMonitor.alert: forecastDays needs the license history; enable"
-            " Butler.licenseAgent.destinations.sqlite"
-        )
     return evaluate(
         settings,
         points,

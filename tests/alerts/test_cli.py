@@ -82,7 +82,11 @@ def butler_sections(broker, receiver, certs) -> dict[str, Any]:
                         "description": "status",
                         "webhookURL": receiver.url + "/status",
                         "httpMethod": "GET",
-                        "cert": {"enable": True, "rejectUnauthorized": True, "certCA": str(certs.root_cert)},
+                        "cert": {
+                            "enable": True,
+                            "rejectUnauthorized": True,
+                            "certCA": str(certs.root_cert),
+                        },
                     }
                 ],
             },
@@ -93,7 +97,11 @@ def butler_sections(broker, receiver, certs) -> dict[str, Any]:
                         "description": "expiry",
                         "webhookURL": receiver.url + "/expiry",
                         "httpMethod": "POST",
-                        "cert": {"enable": True, "rejectUnauthorized": True, "certCA": str(certs.root_cert)},
+                        "cert": {
+                            "enable": True,
+                            "rejectUnauthorized": True,
+                            "certCA": str(certs.root_cert),
+                        },
                     }
                 ],
             },
@@ -247,7 +255,9 @@ def test_access_alert_waits_in_the_outbox_while_a_channel_is_down(
     assert wait_until(lambda: len(box.messages) == 1)
     assert "professional" in box.messages[0]["Subject"]
     assert len(https_receiver.requests) == 1
-    assert "right-smtp-password" not in (tmp_path / "state").joinpath("alerts-state.json").read_text()
+    assert (
+        "right-smtp-password" not in (tmp_path / "state").joinpath("alerts-state.json").read_text()
+    )
 
 
 def test_alert_test_reaches_every_channel(
@@ -314,7 +324,9 @@ def test_alert_test_reaches_every_channel(
     assert "configured: mqtt, webhook, teams, slack, email" in capsys.readouterr().err
 
 
-def test_alert_test_says_which_channel_failed(simulator, alert_certs, smtp_server, tmp_path, capsys):
+def test_alert_test_says_which_channel_failed(
+    simulator, alert_certs, smtp_server, tmp_path, capsys
+):
     box = smtp_server(starttls=True, login=("agent", "right-pw-5678"))
     config = write_config(
         tmp_path,
@@ -371,4 +383,21 @@ def test_alert_config_mistakes_are_reported_together(simulator, alert_certs, tmp
     assert "brokerPort" in text and "eighteen" in text
     assert "webhookURL" in text and "scheme" in text
     assert "pagerduty" in text
+    assert "Traceback" not in text
+
+
+def test_a_forecast_without_history_is_a_config_error(simulator, alert_certs, tmp_path, capsys):
+    config = write_config(
+        tmp_path,
+        simulator,
+        alert_certs,
+        licenseMonitor={
+            "alert": {"enable": True, "licenseType": {"analyzer": {"forecastDays": 30}}}
+        },
+    )
+    assert main(["config", "check", "-c", str(config)]) == 2
+    assert main(["monitor", "--once", "-c", str(config)]) == 2
+    text = "".join(capsys.readouterr())
+    assert "licenseType.analyzer.forecastDays" in text
+    assert "destinations.sqlite.enable: true" in text
     assert "Traceback" not in text

@@ -39,9 +39,7 @@ def monitor_run(db: SqliteDestination, state_dir, when: datetime, available: flo
     """What one monitor run does: the alert plugin sees the run's point and the history, the
     point is stored, and the alert state is committed after the delivery."""
     current = point(when, available)
-    batch = evaluate(
-        SETTINGS, [current], when, site="", state_dir=state_dir, history_path=db.path
-    )
+    batch = evaluate(SETTINGS, [current], when, site="", state_dir=state_dir, history_path=db.path)
     db.write([current])
     batch.commit()
     return [Alert.from_point(p) for p in batch.points]

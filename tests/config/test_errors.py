@@ -102,7 +102,7 @@ CASES = [
         "monitor-typo-key",
         "  qlikSenseLicense:\n    licenseMonitor:\n      frequncy: every 6 hours\n",
         "Butler.qlikSenseLicense.licenseMonitor.frequncy: unknown key; did you mean 'frequency'?"
-        " allowed keys here: destination, enable, frequency",
+        " allowed keys here: alert, destination, enable, frequency",
     ),
     (
         "inactive-not-a-flag",

@@ -15,7 +15,7 @@ from agent.hookspecs import hookimpl
 from agent.logging import register_secret
 from agent.models import Destination, SettingsSection
 from plugins.alerts.chat import SLACK, TEAMS, ChatChannel
-from plugins.alerts.early_warning import LicenseAlert
+from plugins.alerts.early_warning import LicenseAlert, settings_of
 from plugins.alerts.email import EmailChannel
 from plugins.alerts.mqtt import MqttChannel, MqttConfig
 from plugins.alerts.webhook import WebhookChannel, WebhookNotification
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 MQTT_PATH = "mqttConfig"
 WEBHOOK_PATH = "webhookNotification"
-ALERT_PATH = "qlikSenseLicense.licenseMonitor.alert"
 SERVER_LICENSE_PATH = "qlikSenseLicense.serverLicenseMonitor"
 
 
@@ -34,7 +33,6 @@ def sla_settings() -> list[SettingsSection]:
     return [
         SettingsSection(path=MQTT_PATH, model=MqttConfig, per_site=False),
         SettingsSection(path=WEBHOOK_PATH, model=WebhookNotification, per_site=False),
-        SettingsSection(path=ALERT_PATH, model=LicenseAlert),
     ]
 
 
@@ -50,7 +48,7 @@ def _server_license_routes(config: AgentConfig) -> tuple[Any, Any]:
 
 def channels(config: AgentConfig) -> list[Destination]:
     """The alert channels the config enables. Pure apart from registering secrets."""
-    alert: LicenseAlert = config.settings(ALERT_PATH) or LicenseAlert()
+    alert: LicenseAlert = settings_of(config)
     routes = alert.destination if alert.enable else None
     server_mqtt, server_webhook = _server_license_routes(config)
     found: list[Destination] = []
