@@ -15,8 +15,7 @@ import pytest
 
 from agent.cli import main
 from agent.cli.config_cmd import summary_lines
-from agent.config import json_schema
-from agent.plugins import build_plugin_host, load_config
+from agent.plugins import build_plugin_host, json_schema, load_config
 
 MONITOR_AND_RELEASE = """\
   qlikSenseLicense:
