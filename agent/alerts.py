@@ -86,6 +86,30 @@ class Alert:
             feature=FEATURE_ALERT,
         )
 
+    def butler_fields(self) -> dict[str, Any]:
+        """Butler's site license payload (MQTT status, webhooks): three fields, its names."""
+        return {
+            "licenseExpired": self.details.get("licenseExpired"),
+            "expiryDateStr": self.details.get("expiryDateStr"),
+            "daysUntilExpiry": self.details.get("daysUntilExpiry"),
+        }
+
+    def message(self) -> dict[str, Any]:
+        """The agent's own JSON message for MQTT and webhooks (access license and test
+        alerts); docs/alerts.md lists the fields."""
+        return {
+            "event": "license agent test" if self.kind == KIND_TEST else "license agent alert",
+            "state": self.state,
+            "alert": self.key,
+            "licenseType": self.license_type,
+            "site": self.site,
+            "severity": self.severity,
+            "title": self.title,
+            "text": self.text,
+            "time": _iso(self.time),
+            "details": dict(self.details),
+        }
+
     @classmethod
     def from_point(cls, point: Point) -> Alert:
         details = point.fields.get("details") or "{}"

@@ -90,30 +90,12 @@ def messages(
     alert: Alert, settings: MqttConfig, *, server_license: bool, access_alerts: bool
 ) -> list[tuple[str, str]]:
     """The (topic, payload) pairs for one alert. Pure."""
-    details = alert.details
     if alert.kind == KIND_SERVER_STATUS and server_license:
-        payload = {
-            "licenseExpired": details.get("licenseExpired"),
-            "expiryDateStr": details.get("expiryDateStr"),
-            "daysUntilExpiry": details.get("daysUntilExpiry"),
-        }
-        return [(settings.server_license_topic, json.dumps(payload))]
+        return [(settings.server_license_topic, json.dumps(alert.butler_fields()))]
     if alert.kind == KIND_SERVER_EXPIRY and server_license:
         return [(settings.server_license_expire_topic, butler_expire_text(alert))]
     if alert.kind == KIND_TEST or (alert.kind == KIND_ACCESS and access_alerts):
-        payload = {
-            "event": "license agent test" if alert.kind == KIND_TEST else "license agent alert",
-            "state": alert.state,
-            "alert": alert.key,
-            "licenseType": alert.license_type,
-            "site": alert.site,
-            "severity": alert.severity,
-            "title": alert.title,
-            "text": alert.text,
-            "time": alert.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "details": dict(details),
-        }
-        return [(settings.license_alert_topic, json.dumps(payload, default=str))]
+        return [(settings.license_alert_topic, json.dumps(alert.message(), default=str))]
     return []
 
 

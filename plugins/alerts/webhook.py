@@ -127,25 +127,8 @@ class WebhookNotification(ButlerSection):
 def butler_payload(alert: Alert) -> dict[str, Any]:
     """Butler's webhook fields for a site license alert; the agent's own for the others."""
     if alert.kind in (KIND_SERVER_STATUS, KIND_SERVER_EXPIRY):
-        details = alert.details
-        return {
-            "event": details.get("event", ""),
-            "licenseExpired": details.get("licenseExpired"),
-            "expiryDateStr": details.get("expiryDateStr"),
-            "daysUntilExpiry": details.get("daysUntilExpiry"),
-        }
-    return {
-        "event": "license agent test" if alert.kind == KIND_TEST else "license agent alert",
-        "state": alert.state,
-        "alert": alert.key,
-        "licenseType": alert.license_type,
-        "site": alert.site,
-        "severity": alert.severity,
-        "title": alert.title,
-        "text": alert.text,
-        "time": alert.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "details": dict(alert.details),
-    }
+        return {"event": alert.details.get("event", ""), **alert.butler_fields()}
+    return alert.message()
 
 
 def _query_value(value: Any) -> str:
