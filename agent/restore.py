@@ -567,10 +567,14 @@ def _settle(
 ) -> set[tuple[str, str]]:
     """Ask QRS what became of POSTs whose outcome is unknown. Returns the (type, released id)
     of those it could not settle: they are not tried again this time."""
+    from agent.qrs import is_guid
+
     pending: set[tuple[str, str]] = set()
     for record in journal.records(UNRESOLVED):
         release = record.release
         try:
+            if not is_guid(release.owner_id):  # goes into a filter: a GUID or nothing
+                raise ValueError(f"the journal's user id {release.owner_id[:60]!r} is not a GUID")
             held = qrs.list_allocations(
                 release.resource,
                 f"user.id eq {release.owner_id}",
