@@ -102,7 +102,13 @@ def _truthy(text: str | None) -> bool:
 
 #: The hooks whose results exist only when the config asks for them (see
 #: :meth:`PluginHost.switched_on`).
-SWITCHED_BY_CONFIG = ("sla_destinations", "sla_metric_collectors", "sla_release_rules")
+SWITCHED_BY_CONFIG = (
+    "sla_destinations",
+    "sla_metric_collectors",
+    "sla_release_rules",
+    "sla_alerts",
+    "sla_alert_view",
+)
 
 
 class PluginHost:
@@ -317,6 +323,17 @@ class PluginHost:
         for site in config.sites():
             rules, _ = self._collect("sla_release_rules", ReleaseRule, config=config, site=site)
             given |= {p for p, _ in rules}
+        # Alerts are decided per monitor run; whether a plugin will decide any shows in its
+        # report view (the built-in one answers when licenseMonitor.alert is enabled). A plugin
+        # with alerts but no view cannot tell: it counts as on.
+        for impl in self.pm.hook.sla_alert_view.get_hookimpls():
+            try:
+                if impl.function(config=config) is not None:
+                    given.add(impl.plugin_name)
+            except Exception as exc:
+                logger.error("plugin {} failed in sla_alert_view: {}", impl.plugin_name, exc)
+        viewers = {i.plugin_name for i in self.pm.hook.sla_alert_view.get_hookimpls()}
+        given |= {i.plugin_name for i in self.pm.hook.sla_alerts.get_hookimpls()} - viewers
         # Declaring settings is no service of its own: it does not switch a plugin on.
         lifecycle = {"sla_settings", "sla_configure", "sla_startup", "sla_shutdown"}
         result = {}

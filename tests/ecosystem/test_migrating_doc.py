@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config import ConfigError, config_warnings, parse_config
+from agent.config import ConfigError
+from agent.plugins import parse_config
+from agent.config_warnings import config_warnings
 from agent.schedule import ScheduleError, parse_frequency
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +42,8 @@ Butler:
     enable: true
     brokerHost: mqtt.example.com
   webhookNotification:
+    enable: true
+  restServerConfig:
     enable: true
   qlikSenseLicense:
     serverLicenseMonitor:
@@ -91,8 +95,11 @@ def test_a_butler_config_loads_as_it_is(tmp_path):
     assert not config.license_release.license_type.analyzer.enable
     # Butler's other sections and keys are ignored without a word.
     assert config_warnings(config) == []
+    # Butler's MQTT and webhook sections are read for the server license messages.
+    assert config.settings("mqttConfig").enable is True
+    assert config.server_license_monitor.destination.webhook.enable is True
     dumped = config.model_dump(by_alias=True)
-    assert "mqttConfig" not in dumped["Butler"] and "webhookNotification" not in dumped["Butler"]
+    assert "restServerConfig" not in dumped["Butler"]
 
 
 def test_a_misspelt_shared_key_warns_and_a_misspelt_rule_is_an_error(tmp_path):

@@ -82,3 +82,24 @@ def test_a_plugin_whose_hook_raises_is_not_on(tmp_path):
     on = host.switched_on(config)
     assert on["broken"] is False and on["sqlite"] is True
     assert "cannot build" in host.errors["broken"]
+
+
+def test_the_alert_plugin_is_on_only_when_alerts_are_enabled(tmp_path, capsys):
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    assert main(["plugins", "-c", str(path)]) == 0
+    assert _table(capsys.readouterr().out)["early_warning"] == "off"
+    alert = (
+        "      alert:\n        enable: true\n        licenseType:\n"
+        "          professional: {availableBelow: 10}\n"
+    )
+    path.write_text(
+        CONFIG.replace(
+            "      destination: {influxDb: {enable: false}}\n",
+            "      destination: {influxDb: {enable: false}}\n" + alert,
+            1,
+        ),
+        encoding="utf-8",
+    )
+    assert main(["plugins", "-c", str(path)]) == 0
+    assert _table(capsys.readouterr().out)["early_warning"] == "yes"
