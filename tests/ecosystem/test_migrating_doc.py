@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from agent.config import ConfigError
-from agent.plugins import parse_config
 from agent.config_warnings import config_warnings
+from agent.plugins import parse_config
 from agent.schedule import ScheduleError, parse_frequency
 
 REPO = Path(__file__).resolve().parents[2]
