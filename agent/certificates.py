@@ -230,8 +230,8 @@ def check_files(config: AgentConfig) -> list[str]:
         problems += diagnose_client_files(
             cert, prefix, shown=lambda key, path: written_path(config, key, path)
         )
-    influx = config.butler.influx_db
-    if influx.enable and influx.ca_cert is not None:
+    influx = config.settings("influxDb") if "influxDb" in config.setting_paths() else None
+    if influx is not None and influx.enable and influx.ca_cert is not None:
         problem = pem_problem(influx.ca_cert, "certificate")
         if problem is not None:
             shown = written_path(config, "Butler.influxDb.caCert", influx.ca_cert)

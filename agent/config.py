@@ -9,6 +9,7 @@ lists all of them, each with the key path, the bad value and what is expected.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ipaddress
 import os
@@ -125,6 +126,12 @@ class _Strict(_Checked):
     model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
 
 
+#: The base of a plugin's settings model for a section the agent owns (unknown keys are typos).
+SettingsModel = _Strict
+#: The base of a plugin's settings model for a section Butler shares (unknown keys ignored).
+ButlerSection = _Model
+
+
 class PluginSlot(_Checked):
     """Base for sections whose keys belong to plugins (``neverRelease``, ``licenseType``,
     ``licenseAgent.destinations``, a feature's ``destination``): each plugin adds its key with
@@ -170,6 +177,15 @@ def _none_to_list(value: Any) -> Any:
     return [] if value is None else value
 
 
+#: ``list[X]`` where an empty YAML value (``tag:``) means an empty list: ``OptionalList[str]``.
+class _OptionalList:
+    def __getitem__(self, item: Any) -> Any:
+        return Annotated[list[item], BeforeValidator(_none_to_list)]
+
+
+OptionalList = _OptionalList()
+
+
 def _to_str(value: Any) -> Any:
     # Tag values such as `value: 2026` or `value: true` are meant as text.
     if isinstance(value, bool):
@@ -193,17 +209,8 @@ class TagBlock(_Model):
     static: Annotated[list[StaticTag], BeforeValidator(_none_to_list)] = []
 
 
-class FeatureInfluxDb(_Strict):
-    enable: bool = Field(
-        default=False,
-        description="Write this feature's data to the InfluxDB of Butler.influxDb"
-        " (which must be enabled too)",
-    )
-    tag: TagBlock = TagBlock()
-
-
 class FeatureDestination(PluginSlot):
-    influx_db: FeatureInfluxDb = Field(default=FeatureInfluxDb(), alias="influxDb")
+    """A feature's ``destination``: Butler's ``influxDb`` (the influxdb plugin) and others."""
 
 
 def _check_frequency(value: str) -> str:
@@ -239,46 +246,14 @@ class LicenseMonitor(_Strict):
     destination: FeatureDestination = FeatureDestination()
 
 
-class NeverReleaseUser(_Strict):
-    user_dir: Text = Field(
-        alias="userDir", min_length=1, description="User directory, as in the QMC (INTERNAL)"
-    )
-    user_id: Text = Field(alias="userId", min_length=1, description="User ID, as in the QMC")
-
-
-class NeverReleaseCustomProperty(_Strict):
-    name: Text = Field(min_length=1)
-    value: Text
-
-
 class NeverRelease(PluginSlot):
-    user: Annotated[list[NeverReleaseUser], BeforeValidator(_none_to_list)] = []
-    tag: Annotated[list[Text], BeforeValidator(_none_to_list)] = []
-    custom_property: Annotated[list[NeverReleaseCustomProperty], BeforeValidator(_none_to_list)] = (
-        Field(default=[], alias="customProperty")
-    )
-    user_directory: Annotated[list[Text], BeforeValidator(_none_to_list)] = Field(
-        default=[], alias="userDirectory"
-    )
-    inactive: FlagRule = Field(
-        default="ignore",
-        description="Yes: keep the licenses of users marked Inactive in the QMC; No: keep those"
-        " of active users; Ignore: disregard the flag",
-    )
-    blocked: FlagRule = Field(
-        default="ignore",
-        description="Yes: keep the licenses of blocked users; No: keep those of users not"
-        " blocked; Ignore: disregard the flag",
-    )
-    removed_externally: FlagRule = Field(
-        default="ignore",
-        alias="removedExternally",
-        description="Yes: keep the licenses of users removed externally; No: keep those of the"
-        " others; Ignore: disregard the flag",
-    )
+    """``licenseRelease.neverRelease``: one key per rule plugin (``user``, ``tag``, ...)."""
 
 
 class LicenseTypeRelease(_Strict):
+    """The release settings every releasable license type has; a license-type plugin
+    declares ``licenseRelease.licenseType.<name>`` with this model or a subclass of it."""
+
     enable: bool = Field(default=False, description="Release allocations of this license type")
     release_threshold_days: int = Field(
         default=30,
@@ -292,9 +267,6 @@ class LicenseTypeRelease(_Strict):
 
 class LicenseTypes(PluginSlot):
     """``licenseRelease.licenseType``: one key per license-type plugin that can release."""
-
-    professional: LicenseTypeRelease = LicenseTypeRelease()
-    analyzer: LicenseTypeRelease = LicenseTypeRelease()
 
     def enabled(self) -> dict[str, Any]:
         """The enabled types by key, in the order the plugins are loaded (professional first,
@@ -396,50 +368,9 @@ class LicenseRelease(_Strict):
     )
 
 
-class ServerLicenseAlert(_Strict):
-    #: Log a warning when the site license expires in this many days or fewer.
-    threshold_days: int = Field(default=60, alias="thresholdDays", ge=0, le=36500)
-
-
-class Enabled(_Model):
-    """Butler's ``{enable: ...}`` blocks; Butler's other keys there are allowed."""
-
-    enable: bool = False
-
-
-class ServerLicenseWebhook(_Model):
-    """Butler's ``serverLicenseMonitor.destination.webhook``: which webhooks of
-    ``Butler.webhookNotification`` get the status (``sendRecurring``) and the expiry alert
-    (``sendAlert``)."""
-
-    enable: bool = False
-    send_recurring: Enabled = Field(default=Enabled(), alias="sendRecurring")
-    send_alert: Enabled = Field(default=Enabled(), alias="sendAlert")
-
-
-class ServerLicenseDestination(_Model):
-    influx_db: FeatureInfluxDb = Field(default=FeatureInfluxDb(), alias="influxDb")
-    #: Butler's MQTT messages (topics in ``Butler.mqttConfig``), see docs/alerts.md.
-    mqtt: Enabled = Enabled()
-    #: Butler's outgoing webhooks (``Butler.webhookNotification``), see docs/alerts.md.
-    webhook: ServerLicenseWebhook = ServerLicenseWebhook()
-
-
-class ServerLicenseMonitor(_Strict):
-    """``Butler.qlikSenseLicense.serverLicenseMonitor``: the site license's expiry."""
-
-    enable: bool = False
-    frequency: Frequency = "every 24 hours"
-    alert: ServerLicenseAlert = ServerLicenseAlert()
-    destination: ServerLicenseDestination = ServerLicenseDestination()
-
-
 class QlikSenseLicense(_Model):
     license_monitor: LicenseMonitor = Field(default=LicenseMonitor(), alias="licenseMonitor")
     license_release: LicenseRelease = Field(default=LicenseRelease(), alias="licenseRelease")
-    server_license_monitor: ServerLicenseMonitor = Field(
-        default=ServerLicenseMonitor(), alias="serverLicenseMonitor"
-    )
 
 
 # --------------------------------------------------------------------------- connections
@@ -543,55 +474,6 @@ class Cert(_Model):
         if isinstance(value, str) and value.strip():
             return resolve_path(value, info.context)
         return value
-
-
-class InfluxAuth(_Model):
-    enable: bool = False
-    username: str = ""
-    password: str = ""
-
-
-class RetentionPolicy(_Model):
-    name: str = "autogen"
-    duration: str = "0s"
-
-
-class InfluxDb(_Model):
-    enable: bool = Field(default=False, description="Write to InfluxDB")
-    version: Literal[1, 2, 3] = Field(
-        default=1,
-        description="InfluxDB major version: 1 uses dbName (and auth), 2 uses org, bucket and"
-        " token, 3 uses database and token",
-    )
-    host_ip: str = Field(
-        default="127.0.0.1", alias="hostIP", min_length=1, description="InfluxDB host"
-    )
-    host_port: int = Field(
-        default=8086, alias="hostPort", ge=1, le=65535, description="InfluxDB port (8086)"
-    )
-    #: Agent additions: HTTPS and a custom CA file for the InfluxDB server.
-    use_https: bool = Field(default=False, alias="useHttps")
-    ca_cert: OptionalPath = Field(default=None, alias="caCert")
-    verify_tls: bool = Field(default=True, alias="verifyTls")
-    timeout: float = Field(default=10.0, gt=0, le=600)
-    auth: InfluxAuth = InfluxAuth()
-    db_name: str = Field(
-        default="senseops", alias="dbName", description="Database (version 1), created if missing"
-    )
-    retention_policy: RetentionPolicy = Field(default=RetentionPolicy(), alias="retentionPolicy")
-    tag: TagBlock = TagBlock()
-    org: str = Field(default="", description="Organization (version 2)")
-    bucket: str = Field(default="", description="Bucket (version 2)")
-    token: str = Field(
-        default="",
-        description="API token with write access (versions 2 and 3); prefer ${env:INFLUX_TOKEN}",
-    )
-    database: str = Field(default="", description="Database (version 3)")
-
-    @property
-    def url(self) -> str:
-        scheme = "https" if self.use_https else "http"
-        return f"{scheme}://{self.host_ip}:{self.host_port}"
 
 
 # --------------------------------------------------------------------------- agent additions
@@ -704,43 +586,15 @@ class PluginSettings(_Strict):
 
 
 AGENT_FEATURES = ("license_monitor", "license_release", "server_license")
-
-
-class SqliteDestination(_Strict):
-    enable: bool = False
-    #: Default: ``license-agent.sqlite`` next to the config file.
-    path: OptionalPath = None
-    features: list[Literal["license_monitor", "license_release", "server_license"]] = list(
-        AGENT_FEATURES
-    )
-
-
-class JsonlDestination(_Strict):
-    enable: bool = False
-    #: A file, or ``-`` for standard output.
-    path: str = "-"
-    features: list[Literal["license_monitor", "license_release", "server_license"]] = list(
-        AGENT_FEATURES
-    )
-
-
-class PrometheusDestination(_Strict):
-    """``Butler.licenseAgent.destinations.prometheus``: serve ``/metrics`` for scraping."""
-
-    enable: bool = False
-    #: Address to listen on; loopback by default (set 0.0.0.0 to let a remote Prometheus in).
-    host: str = Field(default="127.0.0.1", min_length=1)
-    #: TCP port; 0 picks a free port (tests).
-    port: int = Field(default=9842, ge=0, le=65535)
-    features: list[Literal["license_monitor", "license_release", "server_license"]] = list(
-        AGENT_FEATURES
-    )
+#: Which features' points a destination of ``licenseAgent.destinations`` receives.
+Features = Annotated[
+    list[Literal["license_monitor", "license_release", "server_license"]],
+    Field(description="The features whose points it receives"),
+]
 
 
 class Destinations(PluginSlot):
-    sqlite: SqliteDestination = SqliteDestination()
-    jsonl: JsonlDestination = JsonlDestination()
-    prometheus: PrometheusDestination = PrometheusDestination()
+    """``licenseAgent.destinations``: one key per destination plugin (``sqlite``, ...)."""
 
 
 class OutboxSettings(_Strict):
@@ -876,7 +730,6 @@ class LicenseAgent(_Model):
 class Butler(_Model):
     config_qrs: ConfigQRS | None = Field(default=None, alias="configQRS")
     cert: Cert | None = None
-    influx_db: InfluxDb = Field(default=InfluxDb(), alias="influxDb")
     qlik_sense_license: QlikSenseLicense = Field(
         default=QlikSenseLicense(), alias="qlikSenseLicense"
     )
@@ -925,10 +778,6 @@ class AgentConfig(_Model):
         return self.butler.qlik_sense_license.license_release
 
     @property
-    def server_license_monitor(self) -> ServerLicenseMonitor:
-        return self.butler.qlik_sense_license.server_license_monitor
-
-    @property
     def state_dir(self) -> Path:
         return self.agent.state_dir or self.base_dir
 
@@ -939,8 +788,18 @@ class AgentConfig(_Model):
 
     def settings(self, path: str) -> Any:
         """The validated value at ``path`` (dotted, below ``Butler``, as users write it), or
-        ``None`` when the key is absent from the file."""
+        ``None`` when the key is absent from the file or its plugin is disabled. A path no
+        section has raises ``KeyError``."""
+        if path in self._disabled_paths():
+            return None
         return settings_at(self.butler, path)
+
+    def setting_paths(self) -> set[str]:
+        """The paths of the sections of the loaded plugins."""
+        return {o.path for o in self._sections if o.loaded}
+
+    def _disabled_paths(self) -> set[str]:
+        return {o.path for o in self._sections if not o.loaded}
 
     @property
     def plugin_sections(self) -> tuple[PluginSection, ...]:
@@ -977,7 +836,10 @@ class AgentConfig(_Model):
         feature = shared
         if entry.override:
             # Key by key over the shared block (both were validated on their own at load).
-            merged = _deep_merge(shared.model_dump(by_alias=True), entry.override)
+            # Only what the file sets: settings(path) tells absent keys from defaults.
+            merged = _deep_merge(
+                shared.model_dump(by_alias=True, exclude_unset=True), entry.override
+            )
             feature = type(shared).model_validate(merged)
         tags = list(_static_tags(self.settings("influxDb")))
         tags += [(t.name, t.value) for t in entry.tags]
@@ -1096,55 +958,87 @@ def _container_of(model: Any, key: str) -> tuple[str, Any]:
     raise SectionError(f"there is no section {key!r} to put it in")
 
 
+#: The key of a tree node that holds the section declared at that node's own path.
+_OWN = object()
+
+
 def place_sections(root: Any, sections: Sequence[PluginSection]) -> Any:
     """``root`` (a model class) with each section's model added at its path.
 
-    Raises :class:`SectionError` for a path that is not below a known section or that
-    names a key the core (or an earlier section) already has.
+    A section may lie inside another plugin's section (the influxdb plugin's
+    ``serverLicenseMonitor.destination.influxDb`` inside the site license monitor's). Raises
+    :class:`SectionError` for a path that is not below a known section or that names a key the
+    core (or an earlier section) already has.
     """
-    tree: dict[str, Any] = {}
+    tree: dict[Any, Any] = {}
     for owned in sections:
-        keys = owned.path.split(".")
         node = tree
-        for key in keys[:-1]:
-            child = node.setdefault(key, {})
-            if isinstance(child, PluginSection):
-                raise SectionError(
-                    f"{owned.path} lies inside {child.path} of plugin {child.plugin}"
-                )
-            node = child
-        if keys[-1] in node:
+        for key in owned.path.split("."):
+            node = node.setdefault(key, {})
+        if _OWN in node:
             raise SectionError(f"{owned.path} is declared twice")
-        node[keys[-1]] = owned
+        node[_OWN] = owned
     return _build(root, tree, "")
 
 
-def _build(model: Any, tree: Mapping[str, Any], prefix: str) -> Any:
+def _build(model: Any, tree: Mapping[Any, Any], prefix: str) -> Any:
     fields: dict[str, Any] = {}
     for key, node in tree.items():
+        if key is _OWN:
+            continue
         where = f"{prefix}{key}"
-        if isinstance(node, PluginSection):
-            if field_in(model, key) is not None:
-                raise SectionError(f"{where} is a key of the core, not free for a plugin")
-            annotation: Any = node.section.model if node.loaded else SkipJsonSchema[Any]
+        owned: PluginSection | None = node.get(_OWN)
+        inner = {k: v for k, v in node.items() if k is not _OWN}
+        if owned is None:
+            name, sub = _container_of(model, key)
+            fields[name] = _retyped(model.model_fields[name], _build(sub, inner, f"{where}."))
+            continue
+        if field_in(model, key) is not None:
+            raise SectionError(f"{where} is a key of the core, not free for a plugin")
+        if not owned.loaded:
+            # A disabled plugin's key: accepted as written so that the file may keep it
+            # switched off; _plugin_section_problems reports it when it is switched on.
             fields[_python_name(key)] = (
-                annotation | None,
-                Field(default=None, alias=key, description=_description(node)),
+                SkipJsonSchema[Any],
+                Field(default=None, alias=key, description=_description(owned)),
             )
             continue
-        name, sub = _container_of(model, key)
-        fields[name] = _retyped(model.model_fields[name], _build(sub, node, f"{where}."))
+        section_model = owned.section.model
+        if inner:
+            if unwrap_model(section_model) is not section_model:
+                raise SectionError(f"{where} of plugin {owned.plugin} is a value, not a section")
+            section_model = _build(section_model, inner, f"{where}.")
+        fields[_python_name(key)] = _section_field(section_model, key, _description(owned))
     if not fields:
         return model
     return create_model(model.__name__, __base__=model, __module__=model.__module__, **fields)
 
 
+def _section_field(model: Any, key: str, description: str) -> tuple[Any, Any]:
+    """The field of a plugin's section. An empty value (``tag:``) is what the model makes
+    of ``None`` when it accepts it (``OptionalList`` makes an empty list), else ``None``.
+    An absent section holds the model's defaults when it has one for every key (so
+    ``config.butler.influx_db.enable`` reads as it did); ``settings(path)`` still tells it
+    apart (``None``)."""
+    try:
+        empty = TypeAdapter(model).validate_python(None)
+    except (ValidationError, TypeError, ValueError):
+        default = None
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            with contextlib.suppress(ValidationError):
+                default = model()
+        return model | None, Field(default=default, alias=key, description=description)
+    return model, Field(default=empty, alias=key, description=description)
+
+
 def _description(owned: PluginSection) -> str:
-    doc = (getattr(owned.section.model, "__doc__", None) or "").strip().split("\n\n")[0]
-    if getattr(owned.section.model, "__module__", "") == "builtins":
-        doc = ""  # the docstring of list or dict says nothing about the key
-    owner = f"(plugin {owned.plugin})"
-    return f"{' '.join(doc.split())} {owner}".strip()
+    model = owned.section.model
+    doc = ""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        doc = (model.__doc__ or "").strip().split("\n\n")[0]  # a list's says nothing
+    for meta in getattr(model, "__metadata__", ()):  # Annotated[..., Field(description=...)]
+        doc = getattr(meta, "description", None) or doc
+    return f"{' '.join(doc.split())} (plugin {owned.plugin})".strip()
 
 
 def _retyped(info: Any, model: Any) -> tuple[Any, Any]:
@@ -1189,14 +1083,17 @@ def _build_with(model: Any, name: str, sub: Any) -> Any:
 
 
 def settings_at(block: Any, path: str) -> Any:
-    """The value at the dotted alias ``path`` below the model instance ``block``, or None."""
+    """The value at the dotted alias ``path`` below the model instance ``block``, or ``None``
+    when a key on the way is absent from the file (a section's defaults are not "set")."""
     node = block
     for key in path.split("."):
-        if node is None:
-            return None
+        if not isinstance(node, BaseModel):
+            return None  # an empty section, or one of a disabled plugin (kept as written)
         name = _attribute_names(type(node)).get(key)
         if name is None:
             raise KeyError(f"no section {path!r} in the config (is its plugin loaded?)")
+        if name not in node.model_fields_set:
+            return None
         node = getattr(node, name)
     return node
 

@@ -211,15 +211,15 @@ def header_secrets(headers: Iterable[Any]) -> list[str]:
 
 
 def config_secrets(config: AgentConfig) -> list[str]:
-    """The secret values in a config: InfluxDB password and token, secret-looking plugin
-    settings and every QRS header value but ``X-Qlik-User``, of every site."""
+    """The secret values in a config: every secret-looking key of every section (the InfluxDB
+    password and token, any plugin's) and every QRS header value but ``X-Qlik-User``, of
+    every site."""
     butler = config.butler
-    values = [butler.influx_db.auth.password, butler.influx_db.token]
+    values = list(_secret_settings(butler.model_dump(by_alias=True, mode="json")))
     connections = [butler.config_qrs] + [site.config_qrs for site in config.agent.sites]
     for qrs in connections:
         if qrs is not None:
             values += header_secrets(qrs.headers.static)
-    values += list(_secret_settings(config.agent.plugins.settings))
     return [v for v in values if v]
 
 

@@ -72,15 +72,15 @@ def _default_db(args: argparse.Namespace) -> tuple[Path, str, AlertView | None]:
         return Path(DEFAULT_DB), "", None
     sites = config.sites()
     site = sites[0].name if len(sites) == 1 else ""
-    sqlite = config.agent.destinations.sqlite
-    if not sqlite.enable and args.db is None:
+    sqlite = config.settings("licenseAgent.destinations.sqlite")
+    if (sqlite is None or not sqlite.enable) and args.db is None:
         print(
             "note: the config does not enable the sqlite destination"
             " (Butler.licenseAgent.destinations.sqlite.enable), so the history may be empty",
             file=sys.stderr,
         )
     alerts = build_plugin_host(config).alert_view(config)
-    return sqlite.path or config.state_dir / DEFAULT_DB, site, alerts
+    return (sqlite and sqlite.path) or config.state_dir / DEFAULT_DB, site, alerts
 
 
 def run(args: argparse.Namespace) -> int:

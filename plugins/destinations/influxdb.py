@@ -24,15 +24,17 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 import requests
 import urllib3
 from influxdb_client import Point as InfluxPoint
 from influxdb_client import WritePrecision
 from loguru import logger
+from pydantic import Field
 
-from agent.hookspecs import hookimpl
+from agent.config import ButlerSection, OptionalPath, SettingsModel, TagBlock
+from agent.hookspecs import Settings, hookimpl
 from agent.logging import mask_secrets, register_secret
 from agent.models import (
     FEATURE_LICENSE_MONITOR,
@@ -41,11 +43,9 @@ from agent.models import (
     Destination,
     DestinationError,
     Point,
+    SettingsSection,
 )
 from agent.outbox import time_to_ns
-
-if TYPE_CHECKING:
-    from agent.config import AgentConfig, InfluxDb
 
 NAME = "influxdb"
 #: Lines per HTTP request; a 413 (body too large) halves it for that write.
@@ -85,17 +85,97 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _features(config: AgentConfig) -> frozenset[str]:
-    if not config.butler.influx_db.enable:
+# --------------------------------------------------------------------------- settings
+
+
+class InfluxAuth(ButlerSection):
+    enable: bool = False
+    username: str = ""
+    password: str = ""
+
+
+class RetentionPolicy(ButlerSection):
+    name: str = "autogen"
+    duration: str = "0s"
+
+
+class InfluxDb(ButlerSection):
+    """``Butler.influxDb``: the InfluxDB server Butler writes to."""
+
+    enable: bool = Field(default=False, description="Write to InfluxDB")
+    version: Literal[1, 2, 3] = Field(
+        default=1,
+        description="InfluxDB major version: 1 uses dbName (and auth), 2 uses org, bucket and"
+        " token, 3 uses database and token",
+    )
+    host_ip: str = Field(
+        default="127.0.0.1", alias="hostIP", min_length=1, description="InfluxDB host"
+    )
+    host_port: int = Field(
+        default=8086, alias="hostPort", ge=1, le=65535, description="InfluxDB port (8086)"
+    )
+    #: Agent additions: HTTPS and a custom CA file for the InfluxDB server.
+    use_https: bool = Field(default=False, alias="useHttps")
+    ca_cert: OptionalPath = Field(default=None, alias="caCert")
+    verify_tls: bool = Field(default=True, alias="verifyTls")
+    timeout: float = Field(default=10.0, gt=0, le=600)
+    auth: InfluxAuth = InfluxAuth()
+    db_name: str = Field(
+        default="senseops", alias="dbName", description="Database (version 1), created if missing"
+    )
+    retention_policy: RetentionPolicy = Field(default=RetentionPolicy(), alias="retentionPolicy")
+    tag: TagBlock = TagBlock()
+    org: str = Field(default="", description="Organization (version 2)")
+    bucket: str = Field(default="", description="Bucket (version 2)")
+    token: str = Field(
+        default="",
+        description="API token with write access (versions 2 and 3); prefer ${env:INFLUX_TOKEN}",
+    )
+    database: str = Field(default="", description="Database (version 3)")
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.use_https else "http"
+        return f"{scheme}://{self.host_ip}:{self.host_port}"
+
+
+class FeatureInfluxDb(SettingsModel):
+    """A feature's ``destination.influxDb``: whether its points go to Butler.influxDb."""
+
+    enable: bool = Field(
+        default=False,
+        description="Write this feature's data to the InfluxDB of Butler.influxDb"
+        " (which must be enabled too)",
+    )
+    tag: TagBlock = TagBlock()
+
+
+SERVER = "influxDb"
+#: Each feature's switch, as Butler spells it.
+FEATURE_PATHS = {
+    FEATURE_LICENSE_MONITOR: "qlikSenseLicense.licenseMonitor.destination.influxDb",
+    FEATURE_LICENSE_RELEASE: "qlikSenseLicense.licenseRelease.destination.influxDb",
+    FEATURE_SERVER_LICENSE: "qlikSenseLicense.serverLicenseMonitor.destination.influxDb",
+}
+
+
+@hookimpl
+def sla_settings() -> list[SettingsSection]:
+    # The server is shared by every site; a site may change a feature's tags.
+    return [SettingsSection(SERVER, InfluxDb, per_site=False)] + [
+        SettingsSection(path, FeatureInfluxDb) for path in FEATURE_PATHS.values()
+    ]
+
+
+def _features(settings: Settings) -> frozenset[str]:
+    server = settings[SERVER]
+    if server is None or not server.enable:
         return frozenset()
-    enabled = {
-        FEATURE_LICENSE_MONITOR: config.license_monitor.destination.influx_db.enable,
-        FEATURE_LICENSE_RELEASE: config.license_release.destination.influx_db.enable,
-    }
-    server = getattr(config, "server_license_monitor", None)
-    if server is not None:
-        enabled[FEATURE_SERVER_LICENSE] = server.destination.influx_db.enable
-    return frozenset(name for name, on in enabled.items() if on)
+    return frozenset(
+        feature
+        for feature, path in FEATURE_PATHS.items()
+        if getattr(settings.get(path), "enable", False)
+    )
 
 
 class _NotAllowed(DestinationError):
@@ -384,8 +464,8 @@ def make_destination(settings: InfluxDb, features: frozenset[str]) -> Destinatio
 
 
 @hookimpl
-def sla_destinations(config: AgentConfig) -> list[Destination] | None:
-    features = _features(config)
+def sla_destinations(settings: Settings) -> list[Destination] | None:
+    features = _features(settings)
     if not features:
         return None
-    return [make_destination(config.butler.influx_db, features)]
+    return [make_destination(settings[SERVER], features)]

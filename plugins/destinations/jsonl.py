@@ -20,13 +20,10 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from agent.hookspecs import hookimpl
-from agent.models import Destination, DestinationError, Point
-
-if TYPE_CHECKING:
-    from agent.config import AgentConfig
+from agent.config import AGENT_FEATURES, AgentConfig, Features, SettingsModel
+from agent.hookspecs import Settings, hookimpl
+from agent.models import Destination, DestinationError, Point, SettingsSection
 
 NAME = "jsonl"
 STDOUT = "-"
@@ -66,14 +63,32 @@ class JsonlDestination:
         pass
 
 
+#: The key this plugin owns.
+PATH = "licenseAgent.destinations.jsonl"
+
+
+class JsonlSettings(SettingsModel):
+    """``Butler.licenseAgent.destinations.jsonl``: JSON lines to a file or standard output."""
+
+    enable: bool = False
+    #: A file, or ``-`` for standard output.
+    path: str = STDOUT
+    features: Features = list(AGENT_FEATURES)
+
+
 @hookimpl
-def sla_destinations(config: AgentConfig) -> list[Destination] | None:
-    settings = config.agent.destinations.jsonl
-    if not settings.enable:
+def sla_settings() -> list[SettingsSection]:
+    return [SettingsSection(PATH, JsonlSettings, per_site=False)]
+
+
+@hookimpl
+def sla_destinations(config: AgentConfig, settings: Settings) -> list[Destination] | None:
+    jsonl = settings[PATH]
+    if jsonl is None or not jsonl.enable:
         return None
     path = None
-    if settings.path.strip() != STDOUT:
-        path = Path(settings.path.strip()).expanduser()
+    if jsonl.path.strip() != STDOUT:
+        path = Path(jsonl.path.strip()).expanduser()
         if not path.is_absolute():
             path = config.base_dir / path
-    return [JsonlDestination(path, frozenset(settings.features))]
+    return [JsonlDestination(path, frozenset(jsonl.features))]

@@ -34,13 +34,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from loguru import logger
+from pydantic import Field
 
-from agent.config import ConfigError
-from agent.hookspecs import hookimpl
+from agent.config import AGENT_FEATURES, AgentConfig, ConfigError, Features, SettingsModel
+from agent.hookspecs import Settings, hookimpl
 from agent.models import (
     MEASUREMENT_LICENSE,
     MEASUREMENT_RELEASE,
@@ -49,10 +50,8 @@ from agent.models import (
     UTC,
     Destination,
     Point,
+    SettingsSection,
 )
-
-if TYPE_CHECKING:
-    from agent.config import AgentConfig
 
 NAME = "prometheus"
 LICENSE_PREFIX = "qlik_sense_license_"
@@ -365,10 +364,35 @@ class PrometheusDestination:
         return self._client.generate_latest(self.registry).decode("utf-8")
 
 
+#: The key this plugin owns.
+PATH = "licenseAgent.destinations.prometheus"
+
+
+class PrometheusSettings(SettingsModel):
+    """``Butler.licenseAgent.destinations.prometheus``: serve ``/metrics`` for scraping."""
+
+    enable: bool = False
+    #: Address to listen on; loopback by default (set 0.0.0.0 to let a remote Prometheus in).
+    host: str = Field(default="127.0.0.1", min_length=1)
+    #: TCP port; 0 picks a free port (tests).
+    port: int = Field(default=9842, ge=0, le=65535)
+    features: Features = list(AGENT_FEATURES)
+
+
 @hookimpl
-def sla_configure(config: AgentConfig) -> None:
+def sla_settings() -> list[SettingsSection]:
+    return [SettingsSection(PATH, PrometheusSettings, per_site=False)]
+
+
+def _enabled(settings: Settings) -> PrometheusSettings | None:
+    prometheus = settings[PATH]
+    return prometheus if prometheus is not None and prometheus.enable else None
+
+
+@hookimpl
+def sla_configure(settings: Settings) -> None:
     # A missing optional extra is a configuration problem: say so at start, with exit code 2.
-    if config.agent.destinations.prometheus.enable:
+    if _enabled(settings):
         _prometheus_client()
 
 
@@ -403,14 +427,14 @@ def _default_site(config: AgentConfig) -> str:
 
 
 @hookimpl
-def sla_destinations(config: AgentConfig) -> list[Destination] | None:
-    settings = config.agent.destinations.prometheus
-    if not settings.enable:
+def sla_destinations(config: AgentConfig, settings: Settings) -> list[Destination] | None:
+    prometheus = _enabled(settings)
+    if prometheus is None:
         return None
     destination = PrometheusDestination(
-        host=settings.host,
-        port=settings.port,
-        features=settings.features,
+        host=prometheus.host,
+        port=prometheus.port,
+        features=prometheus.features,
         default_site=_default_site(config),
     )
     return [destination]

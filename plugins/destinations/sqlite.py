@@ -26,21 +26,20 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from agent.hookspecs import hookimpl
+from agent.config import AGENT_FEATURES, AgentConfig, Features, OptionalPath, SettingsModel
+from agent.hookspecs import Settings, hookimpl
 from agent.models import (
     MEASUREMENT_LICENSE,
     MEASUREMENT_RELEASE,
     Destination,
     DestinationError,
     Point,
+    SettingsSection,
     format_qrs_time,
 )
 from agent.outbox import time_to_ns
-
-if TYPE_CHECKING:
-    from agent.config import AgentConfig
 
 NAME = "sqlite"
 DEFAULT_FILE = "license-agent.sqlite"
@@ -249,10 +248,28 @@ class SqliteDestination:
                 self._db = None
 
 
+#: The key this plugin owns.
+PATH = "licenseAgent.destinations.sqlite"
+
+
+class SqliteSettings(SettingsModel):
+    """``Butler.licenseAgent.destinations.sqlite``: the local history file."""
+
+    enable: bool = False
+    #: Default: ``license-agent.sqlite`` in the state folder (next to the config file).
+    path: OptionalPath = None
+    features: Features = list(AGENT_FEATURES)
+
+
 @hookimpl
-def sla_destinations(config: AgentConfig) -> list[Destination] | None:
-    settings = config.agent.destinations.sqlite
-    if not settings.enable:
+def sla_settings() -> list[SettingsSection]:
+    return [SettingsSection(PATH, SqliteSettings, per_site=False)]
+
+
+@hookimpl
+def sla_destinations(config: AgentConfig, settings: Settings) -> list[Destination] | None:
+    sqlite = settings[PATH]
+    if sqlite is None or not sqlite.enable:
         return None
-    path = settings.path or config.state_dir / DEFAULT_FILE
-    return [SqliteDestination(path, frozenset(settings.features))]
+    path = sqlite.path or config.state_dir / DEFAULT_FILE
+    return [SqliteDestination(path, frozenset(sqlite.features))]

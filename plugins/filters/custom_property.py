@@ -10,13 +10,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.hookspecs import hookimpl
-from agent.models import Candidate, ReleaseRule, Vetoes, fold
+from pydantic import Field
+
+from agent.config import OptionalList, SettingsModel, Text
+from agent.hookspecs import Settings, hookimpl
+from agent.models import Candidate, ReleaseRule, SettingsSection, Vetoes, fold
+
+#: The key this plugin owns.
+PATH = "qlikSenseLicense.licenseRelease.neverRelease.customProperty"
+
+
+class NeverReleaseCustomProperty(SettingsModel):
+    """A custom property value whose holders' licenses are never released."""
+
+    name: Text = Field(min_length=1)
+    value: Text
 
 
 @hookimpl
-def sla_release_rules(site) -> list[ReleaseRule] | None:
-    entries = site.license_release.never_release.custom_property
+def sla_settings() -> list[SettingsSection]:
+    return [SettingsSection(PATH, OptionalList[NeverReleaseCustomProperty])]
+
+
+@hookimpl
+def sla_release_rules(settings: Settings) -> list[ReleaseRule] | None:
+    entries = settings[PATH]
     if not entries:
         return None  # an empty or null list means "no rule"
     protected = frozenset((fold(e.name), fold(e.value)) for e in entries)

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from operator import attrgetter
+from typing import Annotated
 
-from agent.hookspecs import hookimpl
-from agent.models import Candidate, ReleaseRule, Vetoes
+from pydantic import BeforeValidator, Field
+
+from agent.config import FlagRule
+from agent.hookspecs import Settings, hookimpl
+from agent.models import Candidate, ReleaseRule, SettingsSection, Vetoes
 
 #: rule name (the config key) -> (User attribute, what the QMC calls the flag)
 FLAGS: dict[str, tuple[str, str]] = {
@@ -62,13 +66,38 @@ def flag_rule(name: str, setting: str) -> ReleaseRule | None:
     )
 
 
+#: The keys this plugin owns, below ``licenseRelease.neverRelease``.
+BASE = "qlikSenseLicense.licenseRelease.neverRelease"
+
+#: What each flag rule's Yes and No mean (for the JSON Schema and editors).
+_DESCRIPTIONS = {
+    "inactive": "Yes: keep the licenses of users marked Inactive in the QMC; No: keep those of"
+    " active users; Ignore: disregard the flag",
+    "blocked": "Yes: keep the licenses of blocked users; No: keep those of users not blocked;"
+    " Ignore: disregard the flag",
+    "removedExternally": "Yes: keep the licenses of users removed externally; No: keep those of"
+    " the others; Ignore: disregard the flag",
+}
+
+
+def _empty_is_ignore(value: object) -> object:
+    return "ignore" if value is None else value
+
+
 @hookimpl
-def sla_release_rules(site) -> list[ReleaseRule] | None:
-    never_release = site.license_release.never_release
-    settings = {
-        "inactive": never_release.inactive,
-        "blocked": never_release.blocked,
-        "removedExternally": never_release.removed_externally,
-    }
-    rules = [flag_rule(name, setting) for name, setting in settings.items()]
+def sla_settings() -> list[SettingsSection]:
+    return [
+        # An empty value (``inactive:``) is Ignore, as an absent key is.
+        SettingsSection(
+            f"{BASE}.{name}",
+            Annotated[FlagRule, BeforeValidator(_empty_is_ignore), Field(description=text)],
+        )
+        for name, text in _DESCRIPTIONS.items()
+    ]
+
+
+@hookimpl
+def sla_release_rules(settings: Settings) -> list[ReleaseRule] | None:
+    # An absent key is Ignore, as in Butler.
+    rules = [flag_rule(name, settings[f"{BASE}.{name}"] or "ignore") for name in FLAGS]
     return [rule for rule in rules if rule is not None] or None

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.hookspecs import hookimpl
-from agent.models import Candidate, ReleaseRule, Vetoes, fold
+from agent.config import OptionalList, Text
+from agent.hookspecs import Settings, hookimpl
+from agent.models import Candidate, ReleaseRule, SettingsSection, Vetoes, fold
+
+#: The key this plugin owns: a list of tag names.
+PATH = "qlikSenseLicense.licenseRelease.neverRelease.tag"
 
 
 @hookimpl
-def sla_release_rules(site) -> list[ReleaseRule] | None:
-    tags = site.license_release.never_release.tag
+def sla_settings() -> list[SettingsSection]:
+    return [SettingsSection(PATH, OptionalList[Text])]
+
+
+@hookimpl
+def sla_release_rules(settings: Settings) -> list[ReleaseRule] | None:
+    tags = settings[PATH]
     if not tags:
         return None  # an empty or null list means "no rule"
     protected = frozenset(fold(t) for t in tags)

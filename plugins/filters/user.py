@@ -9,13 +9,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.hookspecs import hookimpl
-from agent.models import Candidate, ReleaseRule, Vetoes, fold
+from pydantic import Field
+
+from agent.config import OptionalList, SettingsModel, Text
+from agent.hookspecs import Settings, hookimpl
+from agent.models import Candidate, ReleaseRule, SettingsSection, Vetoes, fold
+
+#: The key this plugin owns.
+PATH = "qlikSenseLicense.licenseRelease.neverRelease.user"
+
+
+class NeverReleaseUser(SettingsModel):
+    """A user whose licenses are never released."""
+
+    user_dir: Text = Field(
+        alias="userDir", min_length=1, description="User directory, as in the QMC (INTERNAL)"
+    )
+    user_id: Text = Field(alias="userId", min_length=1, description="User ID, as in the QMC")
 
 
 @hookimpl
-def sla_release_rules(site) -> list[ReleaseRule] | None:
-    entries = site.license_release.never_release.user
+def sla_settings() -> list[SettingsSection]:
+    return [SettingsSection(PATH, OptionalList[NeverReleaseUser])]
+
+
+@hookimpl
+def sla_release_rules(settings: Settings) -> list[ReleaseRule] | None:
+    entries = settings[PATH]
     if not entries:
         return None  # an empty or null list means "no rule"
     protected = frozenset((fold(e.user_dir), fold(e.user_id)) for e in entries)

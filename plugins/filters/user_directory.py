@@ -8,13 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.hookspecs import hookimpl
-from agent.models import Candidate, ReleaseRule, Vetoes, fold
+from agent.config import OptionalList, Text
+from agent.hookspecs import Settings, hookimpl
+from agent.models import Candidate, ReleaseRule, SettingsSection, Vetoes, fold
+
+#: The key this plugin owns: a list of user directory names.
+PATH = "qlikSenseLicense.licenseRelease.neverRelease.userDirectory"
 
 
 @hookimpl
-def sla_release_rules(site) -> list[ReleaseRule] | None:
-    directories = site.license_release.never_release.user_directory
+def sla_settings() -> list[SettingsSection]:
+    return [SettingsSection(PATH, OptionalList[Text])]
+
+
+@hookimpl
+def sla_release_rules(settings: Settings) -> list[ReleaseRule] | None:
+    directories = settings[PATH]
     if not directories:
         return None  # an empty or null list means "no rule"
     protected = frozenset(fold(d) for d in directories)

@@ -7,9 +7,18 @@ allocations are listed and deleted through ``/qrs/license/professionalaccesstype
 
 from __future__ import annotations
 
+from agent.config import LicenseTypeRelease
 from agent.hookspecs import hookimpl
-from agent.models import LicenseType
+from agent.models import LicenseType, SettingsSection
 from agent.monitor import ACCESS_FIELDS, block_extractor
+
+#: The key of this type's release settings (``enable``, ``releaseThresholdDays``).
+PATH = "qlikSenseLicense.licenseRelease.licenseType.professional"
+
+
+@hookimpl
+def sla_settings() -> list[SettingsSection]:
+    return [SettingsSection(PATH, LicenseTypeRelease)]
 
 
 @hookimpl

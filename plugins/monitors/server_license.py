@@ -18,12 +18,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loguru import logger
+from pydantic import Field
 
 from agent.alerts import FIRING, KIND_SERVER_EXPIRY, KIND_SERVER_STATUS, STATUS, Alert
-from agent.hookspecs import hookimpl
+from agent.config import ButlerSection, Frequency, SettingsModel
+from agent.hookspecs import Settings, hookimpl
 from agent.models import (
     FEATURE_SERVER_LICENSE,
     MEASUREMENT_SERVER_LICENSE,
@@ -31,12 +33,52 @@ from agent.models import (
     MetricCollector,
     Point,
     QrsDataError,
+    SettingsSection,
 )
 
-if TYPE_CHECKING:
-    from agent.config import AgentConfig, ServerLicenseMonitor
-
 NAME = "server_license"
+#: The key this plugin owns.
+PATH = "qlikSenseLicense.serverLicenseMonitor"
+
+
+class ServerLicenseAlert(SettingsModel):
+    #: Log a warning when the site license expires in this many days or fewer.
+    threshold_days: int = Field(default=60, alias="thresholdDays", ge=0, le=36500)
+
+
+class Enabled(ButlerSection):
+    """Butler's ``{enable: ...}`` blocks; Butler's other keys there are allowed."""
+
+    enable: bool = False
+
+
+class ServerLicenseWebhook(ButlerSection):
+    """Butler's ``serverLicenseMonitor.destination.webhook``: which webhooks of
+    ``Butler.webhookNotification`` get the status (``sendRecurring``) and the expiry alert
+    (``sendAlert``)."""
+
+    enable: bool = False
+    send_recurring: Enabled = Field(default=Enabled(), alias="sendRecurring")
+    send_alert: Enabled = Field(default=Enabled(), alias="sendAlert")
+
+
+class ServerLicenseDestination(ButlerSection):
+    """Where the points and messages go; the influxdb plugin adds ``influxDb`` here."""
+
+    #: Butler's MQTT messages (topics in ``Butler.mqttConfig``), see docs/alerts.md.
+    mqtt: Enabled = Enabled()
+    #: Butler's outgoing webhooks (``Butler.webhookNotification``), see docs/alerts.md.
+    webhook: ServerLicenseWebhook = ServerLicenseWebhook()
+
+
+class ServerLicenseMonitor(SettingsModel):
+    """``Butler.qlikSenseLicense.serverLicenseMonitor``: the site license's expiry."""
+
+    enable: bool = False
+    frequency: Frequency = "every 24 hours"
+    alert: ServerLicenseAlert = ServerLicenseAlert()
+    destination: ServerLicenseDestination = ServerLicenseDestination()
+
 
 _VALID_TO_RE = re.compile(r"^\s*valid\s*to\s*:\s*(?P<value>.*?)\s*$", re.IGNORECASE | re.MULTILINE)
 
@@ -150,7 +192,10 @@ def server_license_point(
 def static_tags(settings: ServerLicenseMonitor, site: Any) -> dict[str, str]:
     """``Butler.influxDb.tag.static``, then the feature's own static tags (which win)."""
     tags = dict(getattr(site, "influx_tags", ()) or ())
-    tags.update((t.name, t.value) for t in settings.destination.influx_db.tag.static)
+    # Butler keeps them in destination.influxDb (the influxdb plugin's key, when it is loaded).
+    influx = getattr(settings.destination, "influx_db", None)
+    static = getattr(getattr(influx, "tag", None), "static", None) or ()
+    tags.update((t.name, t.value) for t in static)
     if getattr(site, "site_tag", False):
         tags["site"] = site.name  # reserved, as in SiteConfig.static_tags
     return tags
@@ -268,8 +313,14 @@ def make_collector(settings: ServerLicenseMonitor) -> MetricCollector:
 
 
 @hookimpl
-def sla_metric_collectors(config: AgentConfig) -> Sequence[MetricCollector] | None:
-    settings = config.server_license_monitor
-    if not settings.enable:
+def sla_settings() -> list[SettingsSection]:
+    # One collector job for every site, on one schedule: a site cannot override it.
+    return [SettingsSection(PATH, ServerLicenseMonitor, per_site=False)]
+
+
+@hookimpl
+def sla_metric_collectors(settings: Settings) -> Sequence[MetricCollector] | None:
+    monitor = settings[PATH]
+    if monitor is None or not monitor.enable:
         return None
-    return [make_collector(settings)]
+    return [make_collector(monitor)]

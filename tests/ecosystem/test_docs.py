@@ -53,7 +53,7 @@ def test_production_snippet_enables_what_it_says(tmp_path):
     config = parse_config(yaml.safe_load(snippet), source=tmp_path / "c.yaml", env=ENV)
     assert config.license_monitor.enable and config.license_release.enable
     assert config.license_release.dry_run is True
-    assert config.server_license_monitor.alert.threshold_days == 60
+    assert config.settings("qlikSenseLicense.serverLicenseMonitor").alert.threshold_days == 60
     assert str(config.butler.cert.client_cert).endswith("client.pem")
     assert config.butler.config_qrs.qlik_user == "UserDirectory=INTERNAL; UserId=sa_api"
 

@@ -115,7 +115,7 @@ def agent_points(now: datetime = NOW) -> list[Point]:
 
 
 def server_license_settings() -> Any:
-    from agent.config import ServerLicenseMonitor
+    from plugins.monitors.server_license import ServerLicenseMonitor
 
     return ServerLicenseMonitor.model_validate({"enable": True})
 

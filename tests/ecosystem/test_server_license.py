@@ -200,7 +200,7 @@ BUTLER_BLOCK = {
 
 def test_butlers_own_server_license_block_loads(make_config, qrs_keys):
     config = make_config({**qrs_keys(), "qlikSenseLicense": {"serverLicenseMonitor": BUTLER_BLOCK}})
-    monitor = config.server_license_monitor
+    monitor = config.settings("qlikSenseLicense.serverLicenseMonitor")
     assert monitor.enable is True
     assert monitor.alert.threshold_days == 60
     assert monitor.destination.influx_db.enable is True
@@ -216,7 +216,10 @@ def test_enabled_without_qrs_connection_is_reported(make_config):
 
 
 def test_defaults_match_butler(make_config):
-    monitor = make_config().server_license_monitor
+    # Absent from the file: settings() says None, the model holds the defaults.
+    config = make_config()
+    assert config.settings("qlikSenseLicense.serverLicenseMonitor") is None
+    monitor = config.butler.qlik_sense_license.server_license_monitor
     assert (monitor.enable, monitor.frequency, monitor.alert.threshold_days) == (
         False,
         "every 24 hours",
