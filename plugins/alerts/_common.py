@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from pydantic import BaseModel, ConfigDict
 
+from agent import config
 from agent.alerts import Alert
 from agent.models import FEATURE_ALERT, MEASUREMENT_ALERT, DestinationError, Point
 
@@ -22,17 +22,14 @@ FEATURES = frozenset({FEATURE_ALERT})
 TIMEOUT = 10
 
 
-class Settings(BaseModel):
-    """Strict: a misspelt key is an error with a did-you-mean, never silently ignored."""
+class Settings(config.SettingsModel):
+    """Strict: a misspelt key is an error with a did-you-mean, never silently ignored (and,
+    as everywhere in the config, true or false is no number)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
-
-class ButlerSection(BaseModel):
+class ButlerSection(config.ButlerSection):
     """A section Butler shares with its other features: the keys the agent does not read are
     allowed (they belong to Butler's reload-failure or service monitor alerts)."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
 
 def verify_option(ca_file: Path | None, reject_unauthorized: bool = True) -> bool | str:

@@ -244,9 +244,11 @@ def _numeric_keys(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[
         for branch in branches:
             if isinstance(branch, type) and issubclass(branch, BaseModel):
                 found += _numeric_keys(branch, key)
-            for arg in typing.get_args(branch):  # list[SiteSettings]
+            # list[SiteSettings] holds items at [0]; dict[str, X] holds them under any key.
+            item = 0 if typing.get_origin(branch) is list else "anyName"
+            for arg in typing.get_args(branch):
                 if isinstance(arg, type) and issubclass(arg, BaseModel) and arg is not model:
-                    found += [(*key, 0, *rest[len(key) :]) for rest in _numeric_keys(arg, key)]
+                    found += [(*key, item, *rest[len(key) :]) for rest in _numeric_keys(arg, key)]
     return found
 
 

@@ -78,7 +78,7 @@ def test_the_turn_off_snippet_turns_every_license_feature_off(tmp_path):
     config = parse_config(yaml.safe_load(snippet), source=tmp_path / "c.yaml")
     assert not config.license_monitor.enable
     assert not config.license_release.enable
-    assert not config.server_license_monitor.enable
+    assert not config.butler.qlik_sense_license.server_license_monitor.enable
 
 
 def test_a_butler_config_loads_as_it_is(tmp_path):
@@ -86,7 +86,7 @@ def test_a_butler_config_loads_as_it_is(tmp_path):
     # Read unchanged.
     assert config.butler.config_qrs.host == "sense.example.com"
     assert config.license_monitor.frequency == "every 6 hours"
-    assert config.server_license_monitor.alert.threshold_days == 30
+    assert config.butler.qlik_sense_license.server_license_monitor.alert.threshold_days == 30
     assert config.license_release.license_type.professional.release_threshold_days == 30
     assert config.license_release.never_release.tag == []  # null: no rule, no crash
     assert config.license_release.never_release.inactive == "no"  # YAML's False is No
@@ -97,7 +97,9 @@ def test_a_butler_config_loads_as_it_is(tmp_path):
     assert config_warnings(config) == []
     # Butler's MQTT and webhook sections are read for the server license messages.
     assert config.settings("mqttConfig").enable is True
-    assert config.server_license_monitor.destination.webhook.enable is True
+    assert (
+        config.butler.qlik_sense_license.server_license_monitor.destination.webhook.enable is True
+    )
     dumped = config.model_dump(by_alias=True)
     assert "restServerConfig" not in dumped["Butler"]
 
