@@ -44,6 +44,7 @@ from agent.config_errors import (
     field_in,
     format_validation_error,
     ignored_key_warnings,
+    near_miss,
     short,
     unwrap_model,
 )
@@ -1194,14 +1195,17 @@ def _cross_section_problems(data: Any) -> list[str]:
     sites = _get(butler, "licenseAgent", "sites")
     if enabled and not (isinstance(sites, list) and sites):
         why = " and ".join(enabled) + (" are" if len(enabled) > 1 else " is") + " enabled"
+        known = [info.alias or name for name, info in Butler.model_fields.items()]
         if butler.get("configQRS") is None:
+            hint = near_miss("configQRS", butler, known)
             problems.append(
-                f"Butler.configQRS: required key is missing; needed because {why}: add host"
+                f"Butler.configQRS: required key is missing{hint}; needed because {why}: add host"
                 " (the Sense central node), port (4242) and headers.static with X-Qlik-User"
             )
         if butler.get("cert") is None:
+            hint = near_miss("cert", butler, known)
             problems.append(
-                f"Butler.cert: required key is missing; needed because {why}: add clientCert,"
+                f"Butler.cert: required key is missing{hint}; needed because {why}: add clientCert,"
                 " clientCertKey and clientCertCA, the paths of client.pem, client_key.pem and"
                 f" root.pem {_CERT_HINT}"
             )

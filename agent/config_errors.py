@@ -58,7 +58,7 @@ def short(value: Any) -> str:
 
 
 def near_miss(key: str, node: Any, known: list[str]) -> str:
-    """``; you wrote 'configQrs' ...`` when ``node`` holds a key close to the missing ``key``
+    """``; the file has 'configQrs' here ...`` when ``node`` holds a key close to the missing ``key``
     that is not a key of its own (so the user's settings are there under another name)."""
     if not isinstance(node, Mapping):
         return ""
@@ -66,9 +66,7 @@ def near_miss(key: str, node: Any, known: list[str]) -> str:
     found = close_key(key, others, cutoff=0.75)
     if found is None:
         return ""
-    return (
-        f"; did you mean {key!r}? the file has {found!r} here, which is not a key the agent reads"
-    )
+    return f"; the file has {found!r} here, which the agent does not read: is it {key!r} misspelt?"
 
 
 def format_validation_error(

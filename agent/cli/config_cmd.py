@@ -247,11 +247,29 @@ def _plugins(config: AgentConfig, plugins: Iterable[PluginInfo]) -> list[str]:
     if failed:
         values.append(f"failed to load: {'; '.join(failed)}")
     # What each plugin was given: its keys and a short, secret-free account of their values.
+    given: dict[str, list[tuple[str, str]]] = {}
     for owned in config.plugin_sections:
         if owned.loaded:
-            given = _given(config.settings(owned.path))
-            values.append(f"{owned.plugin}: {owned.path} = {given}")
+            value = _given(config.settings(owned.path))
+            given.setdefault(owned.plugin, []).append((owned.path, value))
+    values += [_reads(plugin, keys) for plugin, keys in given.items()]
     return _row("Plugins", values)
+
+
+def _reads(plugin: str, keys: Sequence[tuple[str, str]]) -> str:
+    """``flags reads qlikSenseLicense.licenseRelease.neverRelease: inactive = ignore, ...``."""
+    parts = [path.split(".") for path, _ in keys]
+    common = 0
+    while len(keys) > 1 and all(len(p) > common + 1 for p in parts):
+        if len({tuple(p[: common + 1]) for p in parts}) > 1:
+            break
+        common += 1
+    if common == 0:
+        return f"{plugin} reads " + ", ".join(f"{path} = {value}" for path, value in keys)
+    shown = ", ".join(
+        f"{'.'.join(p[common:])} = {value}" for p, (_, value) in zip(parts, keys, strict=True)
+    )
+    return f"{plugin} reads {'.'.join(parts[0][:common])}: {shown}"
 
 
 def _given(value: object) -> str:

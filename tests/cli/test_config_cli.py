@@ -278,3 +278,38 @@ def test_config_schema_prints_the_schema(
 def test_config_without_an_action_shows_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config"]) == 2
     assert "check" in capsys.readouterr().out
+
+
+def test_warnings_are_shown_with_the_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 16 item 3: the warning about configQrs explains the error about configQRS.
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "Butler:\n"
+        "  configQrs:\n    host: sense.example.com\n"
+        "  cert:\n    clientCert: a.pem\n    clientCertKey: b.pem\n    clientCertCA: c.pem\n"
+        "  qlikSenseLicense:\n    licenseMonitor:\n      enable: true\n",
+        encoding="utf-8",
+    )
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Butler.configQRS: required key is missing; the file has 'configQrs' here" in err
+    assert "warnings:\n  - Butler.configQrs: unknown key, ignored; did you mean 'configQRS'?" in err
+
+
+def test_check_lists_each_plugin_with_what_it_was_given(
+    example_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["config", "check", str(example_config)])
+    out = capsys.readouterr().out
+    assert "tag reads qlikSenseLicense.licenseRelease.neverRelease.tag = 2 items" in out
+    assert (
+        "flags reads qlikSenseLicense.licenseRelease.neverRelease: inactive = ignore,"
+        " blocked = ignore, removedExternally = ignore"
+    ) in out
+    assert "sqlite reads licenseAgent.destinations.sqlite = enabled" in out
+    assert (
+        "professional reads qlikSenseLicense.licenseRelease.licenseType.professional = enabled"
+        in out
+    )

@@ -376,3 +376,71 @@ def test_secret_values_are_not_echoed(body: str) -> None:
     assert "s3cr3t-token-value" not in str(info.value)
     assert "12345678901234567" not in str(info.value)
     assert "got (hidden)" in str(info.value)
+
+
+# --------------------------------------------------------------------------- near-miss sections
+
+
+def test_a_misspelt_section_is_named_in_the_missing_key_error() -> None:
+    # Issue 16 item 3: the user's keys are there, under another name.
+    text = """\
+Butler:
+  configQrs:
+    host: sense.example.com
+  Cert:
+    clientCert: a.pem
+    clientCertKey: b.pem
+    clientCertCA: c.pem
+  qlikSenseLicense:
+    licenseMonitor:
+      enable: true
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(yaml.safe_load(text))
+    problems = info.value.problems
+    assert problems[0].startswith(
+        "Butler.configQRS: required key is missing; the file has 'configQrs' here, which the"
+        " agent does not read: is it 'configQRS' misspelt?; needed because"
+    )
+    assert problems[1].startswith(
+        "Butler.cert: required key is missing; the file has 'Cert' here, which the agent does"
+        " not read: is it 'cert' misspelt?"
+    )
+    # The warnings travel with the errors.
+    assert "Butler.configQrs: unknown key, ignored; did you mean 'configQRS'?" in (
+        info.value.warnings
+    )
+
+
+def test_a_misspelt_key_inside_a_site_gets_the_hint_too() -> None:
+    data = {
+        "Butler": {
+            "licenseAgent": {
+                "sites": [
+                    {
+                        "name": "eu",
+                        "configQrs": {"host": "eu.example.com"},
+                        "cert": {"clientCert": "a", "clientCertKey": "b", "clientCertCA": "c"},
+                    }
+                ]
+            }
+        }
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert any(
+        p.startswith(
+            "Butler.licenseAgent.sites[0].configQRS: required key is missing; the file has"
+            " 'configQrs' here"
+        )
+        for p in info.value.problems
+    ), info.value.problems
+
+
+def test_no_hint_when_nothing_is_close() -> None:
+    text = "Butler:\n  qlikSenseLicense:\n    licenseMonitor:\n      enable: true\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(yaml.safe_load(text))
+    assert info.value.problems[0].startswith(
+        "Butler.configQRS: required key is missing; needed because"
+    )

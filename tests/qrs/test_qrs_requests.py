@@ -185,7 +185,9 @@ def test_bad_filter_is_a_400_with_the_qrs_message_and_not_retried(
     client: QrsClient, sim: Simulator, sleeps: list[float]
 ) -> None:
     with pytest.raises(QrsHttpError) as caught:
-        client.list_allocations("professionalaccesstype", "lastUsed le", license_type="professional")
+        client.list_allocations(
+            "professionalaccesstype", "lastUsed le", license_type="professional"
+        )
     assert caught.value.status == 400
     assert caught.value.method == "GET"
     assert caught.value.path == "/qrs/license/professionalaccesstype/full"

@@ -499,9 +499,7 @@ def test_missing_extra_and_null_fields_keep_what_cannot_be_read(simulator, certs
     assert reasons[ids[7]] == {"qrsData"}
     # Extra fields, a missing 'excess', a null quarantineEnd, null roles and flags (with the
     # flag rules set to Ignore) are read as usual and released.
-    assert {ids[1], ids[5], ids[8]} <= {
-        a for a, d in decisions.items() if d is Decision.RELEASED
-    }
+    assert {ids[1], ids[5], ids[8]} <= {a for a, d in decisions.items() if d is Decision.RELEASED}
 
 
 def test_monitor_reads_an_older_and_a_newer_overview(simulator, certs, workdir) -> None:
