@@ -250,9 +250,14 @@ def _plugins(config: AgentConfig, plugins: Iterable[PluginInfo]) -> list[str]:
     given: dict[str, list[tuple[str, str]]] = {}
     for owned in config.plugin_sections:
         if owned.loaded:
-            value = _given(config.settings(owned.path))
-            given.setdefault(owned.plugin, []).append((owned.path, value))
-    values += [_reads(plugin, keys) for plugin, keys in given.items()]
+            keys = given.setdefault(owned.plugin, [])
+            value = config.settings(owned.path)
+            if value is not None:
+                keys.append((owned.path, _given(value)))
+    values += [_reads(plugin, keys) for plugin, keys in given.items() if keys]
+    unset = [plugin for plugin, keys in given.items() if not keys]
+    if unset:
+        values.append(f"no key set for: {', '.join(unset)}")
     return _row("Plugins", values)
 
 

@@ -2,31 +2,33 @@
 
 It shows the three things most plugins do:
 
-* read and validate its own settings (``Butler.licenseAgent.plugins.settings.webhook``) in
-  ``sla_configure``, reporting mistakes as :class:`agent.config.ConfigError` with the key path;
-* register a **destination** (``sla_destinations``): ``webhook`` POSTs release events as JSON;
+* declare the config keys it owns, each with a pydantic model (``sla_settings``): the agent
+  validates them with its own error messages (key path, value, what is expected,
+  did-you-mean), puts them in the JSON Schema and lists them in ``config check``;
+* register a **destination** (``sla_destinations``): ``webhook`` POSTs release events as JSON,
+  configured at ``Butler.licenseAgent.destinations.webhook``;
 * register **neverRelease rules** (``sla_release_rules``): ``protect_name_pattern`` and
-  ``protect_user_attribute``, each judging a whole batch of candidates at once and returning
-  the ones it protects with a reason.
+  ``protect_user_attribute`` (``neverRelease.namePattern`` and ``neverRelease.userAttribute``),
+  each judging a whole batch of candidates at once and returning the ones it protects.
 
 The agent finds it through the entry point ``webhook`` in the group ``sense_license_agent``
-(see ``pyproject.toml``). Hooks are plain functions: the plugin keeps no state between calls,
-so several agents (and tests) can use it side by side.
+(see ``pyproject.toml``). Hooks receive their validated settings and keep no state between
+calls, so several agents (and tests) can use it side by side.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from pydantic import Field, field_validator, model_validator
 
-from agent.config import AgentConfig, ConfigError
-from agent.hookspecs import hookimpl
+from agent.config import OptionalList, SettingsModel
+from agent.hookspecs import Settings, hookimpl
 from agent.models import (
     FEATURE_LICENSE_RELEASE,
     MEASUREMENT_RELEASE,
@@ -35,79 +37,63 @@ from agent.models import (
     DestinationError,
     Point,
     ReleaseRule,
+    SettingsSection,
     format_qrs_time,
 )
 
-#: The entry point's name: the key of this plugin's settings and of ``plugins.disable``.
+#: The entry point's name, as in ``Butler.licenseAgent.plugins.disable``.
 NAME = "webhook"
-SETTINGS_KEY = f"Butler.licenseAgent.plugins.settings.{NAME}"
+
+#: The keys this plugin owns, below ``Butler``.
+DESTINATION = "licenseAgent.destinations.webhook"
+NAME_PATTERNS = "qlikSenseLicense.licenseRelease.neverRelease.namePattern"
+ATTRIBUTES = "qlikSenseLicense.licenseRelease.neverRelease.userAttribute"
 
 
 # --------------------------------------------------------------------------- settings
 
 
-@dataclass(frozen=True)
-class WebhookSettings:
-    url: str | None
-    timeout: float
-    headers: Mapping[str, str]
-    name_patterns: tuple[str, ...]
-    attributes: tuple[tuple[str, str], ...]
+class WebhookSettings(SettingsModel):
+    """POST release events as JSON to a URL (the webhook destination)."""
 
-
-def read_settings(raw: Mapping[str, Any]) -> WebhookSettings:
-    """Validate the plugin's settings; every mistake is reported at once, by key path."""
-    problems: list[str] = []
-    allowed = {"url", "timeout", "headers", "protect"}
-    for key in sorted(set(raw) - allowed):
-        problems.append(f"{SETTINGS_KEY}.{key}: unknown key; allowed: {', '.join(sorted(allowed))}")
-
-    url = raw.get("url")
-    if url is not None:
-        parts = urlsplit(str(url))
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            problems.append(f"{SETTINGS_KEY}.url: got {str(url)[:60]!r}; expected an http(s) URL")
-
-    timeout = raw.get("timeout", 10)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        problems.append(f"{SETTINGS_KEY}.timeout: expected a number of seconds above 0")
-        timeout = 10
-
-    headers = raw.get("headers") or {}
-    if not isinstance(headers, Mapping):
-        problems.append(f"{SETTINGS_KEY}.headers: expected a mapping of header name to value")
-        headers = {}
-
-    protect = raw.get("protect") or {}
-    if not isinstance(protect, Mapping):
-        problems.append(f"{SETTINGS_KEY}.protect: expected namePatterns and/or attributes")
-        protect = {}
-    patterns = protect.get("namePatterns") or []
-    if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
-        problems.append(f"{SETTINGS_KEY}.protect.namePatterns: expected a list of patterns")
-        patterns = []
-    attributes = []
-    for i, item in enumerate(protect.get("attributes") or []):
-        if not isinstance(item, Mapping) or not item.get("type") or "value" not in item:
-            problems.append(
-                f"{SETTINGS_KEY}.protect.attributes[{i}]: expected {{type: ..., value: ...}}"
-            )
-            continue
-        attributes.append((str(item["type"]), str(item["value"])))
-
-    if problems:
-        raise ConfigError(problems)
-    return WebhookSettings(
-        url=str(url) if url else None,
-        timeout=float(timeout),
-        headers={str(k): str(v) for k, v in headers.items()},
-        name_patterns=tuple(patterns),
-        attributes=tuple(attributes),
+    enable: bool = False
+    url: str | None = Field(default=None, description="http(s) URL the events are POSTed to")
+    timeout: float = Field(default=10, gt=0, le=600, description="Seconds to wait for an answer")
+    headers: dict[str, str] = Field(
+        default={}, description="Sent with every POST; ${env:NAME} keeps a token out of the file"
     )
 
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str | None) -> str | None:
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError("expected an http(s) URL such as https://hooks.example.com/x")
+        return url
 
-def settings_of(config: AgentConfig) -> WebhookSettings:
-    return read_settings(config.plugin_settings(NAME))
+    @model_validator(mode="after")
+    def _url_when_enabled(self) -> WebhookSettings:
+        if self.enable and not self.url:
+            raise ValueError("url is required when enable is true")
+        return self
+
+
+class UserAttribute(SettingsModel):
+    """A QRS user attribute (``attributeType`` and ``attributeValue``), matched ignoring case."""
+
+    type: str = Field(min_length=1)
+    value: str
+
+
+@hookimpl
+def sla_settings() -> list[SettingsSection]:
+    return [
+        # One webhook for every site; a site may protect other names.
+        SettingsSection(DESTINATION, WebhookSettings, per_site=False),
+        SettingsSection(NAME_PATTERNS, OptionalList[str]),
+        SettingsSection(ATTRIBUTES, OptionalList[UserAttribute]),
+    ]
 
 
 # --------------------------------------------------------------------------- the destination
@@ -134,7 +120,7 @@ class WebhookDestination:
     features = frozenset({FEATURE_LICENSE_RELEASE})
 
     def __init__(self, settings: WebhookSettings) -> None:
-        assert settings.url
+        assert settings.url  # the model requires it when the destination is enabled
         self.url = settings.url
         self.timeout = settings.timeout
         self.session = requests.Session()
@@ -219,33 +205,30 @@ def attribute_judge(attributes: Sequence[tuple[str, str]]):
 
 
 @hookimpl
-def sla_configure(config: AgentConfig) -> None:
-    settings_of(config)  # raises ConfigError: the agent stops with the message, exit code 2
+def sla_destinations(settings: Settings) -> list[Destination] | None:
+    webhook = settings[DESTINATION]
+    return [WebhookDestination(webhook)] if webhook is not None and webhook.enable else None
 
 
 @hookimpl
-def sla_destinations(config: AgentConfig) -> list[Destination] | None:
-    settings = settings_of(config)
-    return [WebhookDestination(settings)] if settings.url else None
-
-
-@hookimpl
-def sla_release_rules(config: AgentConfig, site: Any) -> list[ReleaseRule] | None:
-    settings = settings_of(config)
+def sla_release_rules(settings: Settings) -> list[ReleaseRule] | None:
+    # Per site: a site of Butler.licenseAgent.sites may set its own lists.
     rules = []
-    if settings.name_patterns:
+    patterns = settings[NAME_PATTERNS]
+    if patterns:
         rules.append(
             ReleaseRule(
                 name="protect_name_pattern",
-                judge=name_pattern_judge(settings.name_patterns),
+                judge=name_pattern_judge(patterns),
                 description="sla-webhook-plugin: users whose name matches a pattern",
             )
         )
-    if settings.attributes:
+    attributes = settings[ATTRIBUTES]
+    if attributes:
         rules.append(
             ReleaseRule(
                 name="protect_user_attribute",
-                judge=attribute_judge(settings.attributes),
+                judge=attribute_judge([(a.type, a.value) for a in attributes]),
                 description="sla-webhook-plugin: users with a given QRS user attribute",
             )
         )

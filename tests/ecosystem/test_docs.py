@@ -4,6 +4,7 @@ the systemd unit passes ``systemd-analyze verify`` and the alert rules pass ``pr
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -42,9 +43,23 @@ def test_there_are_config_snippets():
     assert names.count("running.md") >= 2 and names.count("plugins.md") >= 3
 
 
+def _example_plugin() -> object:
+    """The example package's module, for the settings its README configures."""
+    path = EXAMPLE_README.parent / "sla_webhook_plugin.py"
+    spec = importlib.util.spec_from_file_location("sla_webhook_plugin_docs", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize(("source", "snippet"), butler_blocks())
 def test_config_snippets_load(source, snippet, tmp_path):
-    config = parse_config(yaml.safe_load(snippet), source=tmp_path / "config.yaml", env=ENV)
+    # The example's README configures the keys the example plugin owns.
+    extra = [("webhook", _example_plugin())] if source == "README.md" else []
+    config = parse_config(
+        yaml.safe_load(snippet), source=tmp_path / "config.yaml", env=ENV, extra=extra
+    )
     assert config.butler is not None
 
 

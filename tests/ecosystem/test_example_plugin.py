@@ -144,7 +144,7 @@ def test_plugins_command_lists_the_installed_package(webhook_plugin_site):
         "name": "webhook",
         "source": "package sla-webhook-plugin 0.1.0",
         "enabled": True,
-        "hooks": ["sla_configure", "sla_destinations", "sla_release_rules"],
+        "hooks": ["sla_destinations", "sla_release_rules", "sla_settings"],
         "error": None,
         "switched_on": False,  # no config: its destination and rule are not configured
     }
@@ -163,17 +163,12 @@ def test_bad_plugin_settings_stop_the_agent_with_the_key_path(webhook_plugin_sit
         yaml.safe_dump(
             {
                 "Butler": {
+                    "qlikSenseLicense": {
+                        "licenseRelease": {"neverRelease": {"userAttribute": [{"type": "Group"}]}}
+                    },
                     "licenseAgent": {
-                        "plugins": {
-                            "settings": {
-                                "webhook": {
-                                    "url": "ftp://example.invalid",
-                                    "protect": {"attributes": [{"type": "Group"}]},
-                                    "retries": 3,
-                                }
-                            }
-                        }
-                    }
+                        "destinations": {"webhook": {"url": "ftp://example.invalid", "retries": 3}}
+                    },
                 }
             }
         )
@@ -181,9 +176,12 @@ def test_bad_plugin_settings_stop_the_agent_with_the_key_path(webhook_plugin_sit
     done = run_cli(webhook_plugin_site, "plugins", "--config", str(config))
     assert done.returncode == 2
     for expected in (
-        "settings.webhook.url: got 'ftp://example.invalid'",
-        "settings.webhook.protect.attributes[0]",
-        "settings.webhook.retries: unknown key",
+        "Butler.licenseAgent.destinations.webhook.url: got 'ftp://example.invalid'; expected an"
+        " http(s) URL",
+        "Butler.qlikSenseLicense.licenseRelease.neverRelease.userAttribute[0].value: required key"
+        " is missing",
+        "Butler.licenseAgent.destinations.webhook.retries: unknown key; allowed keys here: enable,"
+        " headers, timeout, url",
     ):
         assert expected in done.stderr
     assert "Traceback" not in done.stderr
@@ -249,19 +247,18 @@ def test_release_with_the_example_rules_and_webhook(webhook_plugin, sim, sim_con
                         "professional": {"enable": True, "releaseThresholdDays": 30},
                         "analyzer": {"enable": True, "releaseThresholdDays": 30},
                     },
+                    "neverRelease": {
+                        "namePattern": ["acme\\svc_*"],
+                        "userAttribute": [{"type": "group", "value": "QLIK ADMINS"}],
+                    },
                 }
             },
             "licenseAgent": {
-                "plugins": {
-                    "settings": {
-                        "webhook": {
-                            "url": receiver.url,
-                            "headers": {"X-Hook-Key": "k-123"},
-                            "protect": {
-                                "namePatterns": ["acme\\svc_*"],
-                                "attributes": [{"type": "group", "value": "QLIK ADMINS"}],
-                            },
-                        }
+                "destinations": {
+                    "webhook": {
+                        "enable": True,
+                        "url": receiver.url,
+                        "headers": {"X-Hook-Key": "k-123"},
                     }
                 }
             },
@@ -324,7 +321,7 @@ def test_events_the_webhook_refused_are_sent_again(webhook_plugin, make_config, 
         {
             "licenseAgent": {
                 "stateDir": str(tmp_path / "state"),
-                "plugins": {"settings": {"webhook": {"url": receiver.url}}},
+                "destinations": {"webhook": {"enable": True, "url": receiver.url}},
             }
         }
     )
