@@ -138,6 +138,7 @@ class PluginHost:
 
     def load_builtins(self, disabled: Iterable[str] = ()) -> None:
         disabled = set(disabled)
+        _check_builtin_package()
         for dotted in DEFAULT_PLUGINS:
             name = dotted.rsplit(".", 1)[-1]
             module = importlib.import_module(dotted)
@@ -421,6 +422,23 @@ def _import_file(path: Path) -> ModuleType:
         sys.modules.pop(module_name, None)
         raise
     return module
+
+
+def _check_builtin_package() -> None:
+    """Refuse a ``plugins`` package that is not ours (see CONTRIBUTING.md, "Installed import
+    names"): the built-ins are imported by that top-level name, which another distribution in
+    the same environment could also install."""
+    import plugins
+
+    ours = Path(__file__).resolve().parent.parent
+    found = getattr(plugins, "__file__", None)
+    if found is None or Path(found).resolve().parent.parent != ours:
+        where = found or ", ".join(getattr(plugins, "__path__", []))
+        raise PluginLoadError(
+            f"the top-level package 'plugins' comes from {where}, not from this agent ({ours});"
+            " another distribution installed a package of that name: install the agent in a"
+            " virtual environment of its own (see docs/running.md)"
+        )
 
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
