@@ -428,8 +428,8 @@ def _check_builtin_package() -> None:
     """Refuse a ``plugins`` package that is not ours (see CONTRIBUTING.md, "Installed import
     names"): the built-ins are imported by that top-level name, which another distribution in
     the same environment could also install."""
-    import plugins
-
+    # By name, as the built-ins themselves are imported: the core imports no plugin module.
+    plugins = importlib.import_module("plugins")
     ours = Path(__file__).resolve().parent.parent
     found = getattr(plugins, "__file__", None)
     if found is None or Path(found).resolve().parent.parent != ours:
