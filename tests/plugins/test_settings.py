@@ -177,3 +177,31 @@ def test_a_drop_in_plugin_file_brings_its_settings(tmp_path: Path) -> None:
     data = _butler({"vipPattern": {"patterns": ["a"]}}, plugins={"paths": ["plugins"]})
     config = parse_config(data, source=tmp_path / "config.yaml")
     assert config.settings(VIP).patterns == ["a"]
+
+
+def test_secrets_in_a_plugin_section_are_masked() -> None:
+    from agent.logging import config_secrets
+
+    class Hook(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        url: str = ""
+        api_token: str = ""
+        headers: dict[str, str] = {}
+
+    class HookPlugin:
+        @hookimpl
+        def sla_settings(self):
+            return [SettingsSection("licenseAgent.destinations.hook", Hook, per_site=False)]
+
+    data = _butler()
+    data["Butler"]["licenseAgent"]["destinations"] = {
+        "hook": {
+            "url": "https://h.example.com/x",
+            "api_token": "tok-123456",
+            "headers": {"Authorization": "Bearer abcdef"},
+        }
+    }
+    config = parse_config(data, extra=[("hook", HookPlugin())])
+    secrets = config_secrets(config)
+    assert "tok-123456" in secrets and "Bearer abcdef" in secrets
+    assert "https://h.example.com/x" not in secrets
