@@ -130,6 +130,9 @@ def sla_license_types() -> Sequence[LicenseType] | None:
     Each :class:`agent.models.LicenseType` says how the ``/qrs/license/accesstypeoverview``
     JSON maps to the fields of its ``qlik_sense_license`` point, and (for releasable types)
     which QRS resource lists and deletes its allocations. Names must be unique across plugins.
+    A releasable type's settings are ``qlikSenseLicense.licenseRelease.licenseType.<name>``,
+    which the plugin declares with ``sla_settings`` (model :class:`agent.config.
+    LicenseTypeRelease` or a subclass); the release run reads them under the type's name.
 
     :return: a list of license types, or ``None`` to register none.
     """
