@@ -102,7 +102,10 @@ class Site:
 
     def __init__(self, config_file: Path) -> None:
         document = yaml.safe_load(config_file.read_text(encoding="utf-8"))["Butler"]
-        qrs, cert = document["configQRS"], document["cert"]
+        qrs = document["configQRS"]
+        # The written config names the certificates relative to its own folder when they are
+        # inside it; the benchmark's configs live elsewhere, so make them absolute.
+        cert = {key: str(config_file.parent / path) for key, path in document["cert"].items()}
         self.config_file = config_file
         self.url = f"https://{qrs['host']}:{qrs['port']}"
         self.client_pair = (cert["clientCert"], cert["clientCertKey"])
