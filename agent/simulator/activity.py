@@ -23,8 +23,9 @@ from .state import (
     stable_id,
 )
 
-#: Chance that an allocation is used on a given day, by days since its last use.
-USE_CHANCE = ((7, 0.55), (30, 0.12), (None, 0.004))
+#: Chance that an allocation is used on a given day, by days since its last use: under 7
+#: days, under 30, older.
+USE_CHANCE = (0.55, 0.12, 0.004)
 #: Chance per day that a never-used allocation is used for the first time.
 FIRST_USE_CHANCE = 0.02
 #: Share of the users without an allocation who log in for the first time on a given day.
@@ -35,20 +36,13 @@ LEAVE_CHANCE = 0.003
 PROFESSIONAL_SHARE = 0.55
 
 
-def _use_chance(days: float) -> float:
-    for limit, chance in USE_CHANCE:
-        if limit is None or days < limit:
-            return chance
-    return 0.0  # pragma: no cover - the last entry has no limit
-
-
-def _last_use_days(allocation: dict[str, Any], now: dt.datetime) -> float | None:
-    """Days since the allocation's last use; ``None`` when it was never used."""
+def _recency(allocation: dict[str, Any], cutoffs: tuple[str, str, str]) -> int | None:
+    """0: used within the last day, 1: within 7 days, 2: within 30, 3: older; ``None`` when
+    never used. ``cutoffs`` are those moments as QRS dates, which compare as strings."""
     last_used = allocation.get("lastUsed")
     if last_used is None or last_used == NEVER or last_used < (allocation.get("createdDate") or ""):
         return None
-    used = dt.datetime.fromisoformat(last_used.replace("Z", "+00:00"))
-    return (now - used).total_seconds() / 86_400
+    return next((i for i, cutoff in enumerate(cutoffs) if last_used > cutoff), len(cutoffs))
 
 
 class SiteActivity:
@@ -70,6 +64,7 @@ class SiteActivity:
         are new dicts in a new state.
         """
         rng = self.rng
+        cutoffs = tuple(format_date(day_end - dt.timedelta(days=d)) for d in (1, 7, 30))
         new = state.copy()
         holders: set[str] = set()
         for collection in ALLOCATION_COLLECTIONS:
@@ -82,13 +77,13 @@ class SiteActivity:
                 holders.add(user_key)
                 if user_key in self.left:
                     continue
-                days = _last_use_days(allocation, day_end)
-                if days is not None and days < 7 and rng.random() < LEAVE_CHANCE:
+                recency = _recency(allocation, cutoffs)
+                if recency is not None and recency <= 1 and rng.random() < LEAVE_CHANCE:
                     self.left.add(user_key)
                     continue
-                if days is not None and days < 1:
+                if recency == 0:
                     continue  # already used today
-                chance = FIRST_USE_CHANCE if days is None else _use_chance(days)
+                chance = FIRST_USE_CHANCE if recency is None else USE_CHANCE[recency - 1]
                 if rng.random() < chance:
                     when = day_end - dt.timedelta(seconds=rng.uniform(0, 14 * 3600))
                     items[key] = {**allocation, "lastUsed": format_date(when)}
