@@ -54,6 +54,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.license_types.analyzer",
     "plugins.license_types.analyzer_capacity",
     "plugins.license_types.tokens",
+    "plugins.license_types.user_access",
     "plugins.filters.user",
     "plugins.filters.tag",
     "plugins.filters.custom_property",

@@ -220,12 +220,15 @@ class Store:
             }
 
         user_access = lists["useraccesstype"]
+        # A token site: it holds User access allocations, or the state gives its tokens.
+        tokens = bool(user_access) or "user" in state.totals
+        total_tokens = totals["useraccesstype"] if tokens else 0
         document: dict[str, Any] = {
-            "totalTokens": 0,
-            "availableTokens": 0,
-            "tokensEnabled": False,
+            "totalTokens": total_tokens,
+            "availableTokens": max(total_tokens - len(user_access), 0),
+            "tokensEnabled": tokens,
             "userAccess": {
-                "enabled": False,
+                "enabled": tokens,
                 "tokenCost": 1,
                 "allocatedTokens": len(user_access),
                 "usedTokens": sum(1 for a in user_access if _was_used(a)),

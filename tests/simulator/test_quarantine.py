@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from agent.simulator import Simulator
 
@@ -90,3 +91,44 @@ def test_set_clock_over_admin_api(sim: Simulator, qrs: Qrs) -> None:
         == "2026-07-01T12:00:00.000Z"
     )
     assert sim.now() == NOW + dt.timedelta(days=30)
+
+
+def test_user_access_allocations_follow_the_same_rules(make_sim: Any) -> None:
+    """A token site: the overview counts its User access allocations, and a DELETE frees or
+    quarantines them by last use, as for Professional and Analyzer."""
+    users = [{"id": uid(n), "userDirectory": "ACME", "userId": f"u{n}"} for n in (1, 2, 3)]
+    recent, old, never = "dddddddd-0000-4000-8000-000000000001", pid(11), pid(12)
+    state = {
+        "now": "2026-06-01T12:00:00.000Z",
+        "users": users,
+        "useraccesstype": [
+            {"id": recent, "user": uid(1), "lastUsed": "2026-05-30T12:00:00.000Z"},
+            {"id": old, "user": uid(2), "lastUsed": "2026-03-01T12:00:00.000Z"},
+            {"id": never, "user": uid(3), "lastUsed": None},
+        ],
+        "totals": {"user": 10},
+    }
+    for allocation in state["useraccesstype"]:
+        allocation["createdDate"] = "2025-01-01T00:00:00.000Z"
+    qrs = Qrs(make_sim(state))
+    user = "/qrs/license/useraccesstype"
+    block = qrs.get("/qrs/license/accesstypeoverview").json()
+    assert block["tokensEnabled"] is True and block["totalTokens"] == 10
+    assert block["availableTokens"] == 7
+    assert block["userAccess"]["enabled"] is True
+    assert (block["userAccess"]["allocatedTokens"], block["userAccess"]["usedTokens"]) == (3, 2)
+    assert "excess" not in qrs.get(f"{user}/{old}").json()
+    assert qrs.delete(f"{user}/{recent}").status_code == 204  # used 2 days ago: quarantined
+    assert qrs.delete(f"{user}/{old}").status_code == 204  # 92 days: freed
+    assert qrs.delete(f"{user}/{never}").status_code == 204  # never used: freed
+    assert qrs.get(f"{user}/{recent}").json()["quarantined"] is True
+    assert qrs.get(f"{user}/{old}").status_code == 404
+    assert qrs.get(f"{user}/count").json() == {"value": 1}
+    quarantined = qrs.get("/qrs/license/accesstypeoverview").json()["userAccess"]
+    assert (quarantined["allocatedTokens"], quarantined["quarantinedTokens"]) == (1, 1)
+
+
+def test_a_site_without_tokens_has_user_access_disabled(qrs: Qrs) -> None:
+    overview = qrs.get("/qrs/license/accesstypeoverview").json()
+    assert overview["tokensEnabled"] is False and overview["userAccess"]["enabled"] is False
+    assert overview["totalTokens"] == overview["availableTokens"] == 0
