@@ -60,7 +60,10 @@ FILE_FORMAT = (
 #: Header and field names whose values are credentials: Authorization, Cookie, X-Api-Key,
 #: X-Auth-Token, session ids, passwords...
 _CREDENTIAL_NAME = (
-    r"[\w-]*(?:authorization|cookie|api[_-]?key|token|secret|password|passwd|session)[\w-]*"
+    # Bounded runs: on a long run of word characters (a 10 MB user name) an unbounded one
+    # would make every search quadratic.
+    r"[\w-]{0,40}(?:authorization|cookie|api[_-]?key|token|secret|password|passwd|session)"
+    r"[\w-]{0,40}"
 )
 
 # Credentials that can appear in any text (a server that echoes the request in its error body,
