@@ -18,17 +18,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from agent.config import LicenseTypeRelease
 from agent.hookspecs import hookimpl
-from agent.models import LicenseType
+from agent.models import LicenseType, SettingsSection
 
 #: The license type's name: the ``license_type`` tag of its release events and its key under
 #: ``licenseRelease.licenseType``.
 NAME = "userAccess"
+#: The key of this type's release settings (``enable``, default false; ``releaseThresholdDays``).
+PATH = f"qlikSenseLicense.licenseRelease.licenseType.{NAME}"
 
 
 def no_point(overview: Mapping[str, Any]) -> None:
     """``token_user`` writes the ``userAccess`` block; a second point would count it twice."""
     return None
+
+
+@hookimpl
+def sla_settings() -> list[SettingsSection]:
+    return [SettingsSection(PATH, LicenseTypeRelease)]
 
 
 @hookimpl

@@ -157,7 +157,7 @@ CASES = [
         "  qlikSenseLicense:\n    licenseRelease:\n      licenseType:\n        professionel:\n"
         "          enable: true\n",
         f"{RELEASE}.licenseType.professionel: unknown key; did you mean 'professional'? allowed"
-        " keys here: analyzer, professional",
+        " keys here: analyzer, professional, userAccess",
     ),
     (
         "max-releases-words",
