@@ -9,9 +9,10 @@ gap is 3 hours), ``every 5 mins`` at :00, :05, ... :55, ``every 90 minutes`` onl
 every hour (no minute of an hour but 0 is divisible by 90) and ``every 2 days`` at 00:00 UTC on
 days 1, 3, ..., 31 of each month. Such surprises are reported by :attr:`Frequency.note`.
 
-:class:`RunLoop` runs jobs on those times with the ``schedule`` package: each job is a
-``schedule.Job`` re-armed to the exact next UTC fire time its :class:`Frequency` computes, on the
-loop's own ``schedule.Scheduler`` (never the module-level default, so loops never share state).
+:class:`RunLoop` runs jobs on those times: each job is re-armed to the exact next UTC fire time its
+:class:`Frequency` computes. (It used the ``schedule`` package once, but that package counts
+intervals from the last run on the local clock and cannot express these clock-aligned UTC times
+or take an injected clock through its public API; what was left of it was a loop over due jobs.)
 Each run happens in its own worker thread, so a long release run does not delay the monitor;
 a job whose previous run is still going when it is due again is skipped with a warning, never
 overlapped. The clock (``now``) and the waiting (``sleep``) are injectable, so tests drive a
@@ -26,9 +27,9 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from operator import attrgetter
 from typing import Any
 
-import schedule
 from loguru import logger
 
 UTC = timezone.utc
@@ -361,28 +362,30 @@ def _utc_now() -> datetime:
 DEFAULT_MAX_SLEEP = 1.0 if os.name == "nt" else 30.0
 
 
-class _ClockJob(schedule.Job):
-    """A ``schedule.Job`` armed to the next fire time of a :class:`Frequency` on the loop's clock.
+class _ClockJob:
+    """A job armed to the next fire time of its :class:`Frequency` on the loop's clock.
 
-    ``schedule``'s own jobs count intervals from the last run on the local clock; later.js
-    schedules are aligned to the UTC clock instead, so ``next_run`` (an aware UTC datetime) is
-    always computed by the :class:`Frequency` and compared with the injected ``now``.
+    later.js schedules are aligned to the UTC clock, so ``next_run`` (an aware UTC datetime) is
+    always computed by the :class:`Frequency` and compared with the loop's injected ``now``.
     """
 
-    def __init__(self, loop: RunLoop, name: str, frequency: Frequency) -> None:
-        super().__init__(1, loop._scheduler)
-        self.unit = "seconds"  # required by schedule's bookkeeping; the timing is ours
+    def __init__(
+        self, loop: RunLoop, name: str, frequency: Frequency, func: Callable[[], Any]
+    ) -> None:
         self.loop = loop
         self.name = name
         self.frequency = frequency
+        self.job_func = func
+        self.next_run: datetime | None = None
+        self.last_run: datetime | None = None
 
-    def _schedule_next_run(self) -> None:
+    def arm(self) -> None:
+        """Set the next fire time from now."""
         self.next_run = self.frequency.next_run(self.loop.now())
 
     @property
     def should_run(self) -> bool:
-        assert self.next_run is not None
-        return self.loop.now() >= self.next_run
+        return self.next_run is not None and self.loop.now() >= self.next_run
 
     def run(self) -> None:
         due = self.next_run
@@ -391,7 +394,7 @@ class _ClockJob(schedule.Job):
         now = self.loop.now()
         self.last_run = now
         # Re-arm after both the due time and now: fire times missed while the machine slept
-        # are not made up for (as with ``schedule``'s own jobs).
+        # are not made up for.
         self.next_run = self.frequency.next_run(max(now, due))
 
     def __repr__(self) -> str:
@@ -421,7 +424,7 @@ class RunLoop:
         max_sleep: float = DEFAULT_MAX_SLEEP,
         name: str = "agent",
     ) -> None:
-        self._scheduler = schedule.Scheduler()
+        self._job_list: list[_ClockJob] = []
         self._stop = threading.Event()
         self._now = now
         self._sleep = sleep if sleep is not None else self._stop.wait
@@ -445,7 +448,9 @@ class RunLoop:
         """Register ``func`` (called without arguments) to run on ``frequency``."""
         if any(job.name == name for job in self._jobs()):
             raise ValueError(f"a job named {name!r} is already registered")
-        _ClockJob(self, name, frequency).do(func)
+        job = _ClockJob(self, name, frequency, func)
+        job.arm()  # next_runs() answers before run(); run() arms again from its own start
+        self._job_list.append(job)
         self.skipped[name] = 0
         self.started[name] = 0
 
@@ -454,7 +459,7 @@ class RunLoop:
         return {job.name: job.next_run for job in self._jobs() if job.next_run is not None}
 
     def _jobs(self) -> list[_ClockJob]:
-        return [job for job in self._scheduler.get_jobs() if isinstance(job, _ClockJob)]
+        return list(self._job_list)
 
     # ----------------------------------------------------------------- running
 
@@ -466,7 +471,7 @@ class RunLoop:
         for job in jobs:
             # Armed from now, not from add_job: a fire time passed in between is not run
             # right after the run at start.
-            job._schedule_next_run()
+            job.arm()
             logger.info(
                 "{}: {} ({}); next run {}",
                 job.name,
@@ -479,7 +484,8 @@ class RunLoop:
                 for job in jobs:
                     self._launch(job, self.now(), at_start=True)
             while not self._stop.is_set():
-                self._scheduler.run_pending()
+                for job in sorted((j for j in jobs if j.should_run), key=attrgetter("next_run")):
+                    job.run()
                 if self._stop.is_set():
                     break
                 self._sleep(self._seconds_to_next())

@@ -281,12 +281,3 @@ def test_job_names_are_unique_and_a_loop_needs_jobs() -> None:
     with pytest.raises(ValueError, match="already registered"):
         loop.add_job("monitor", parse_frequency("every 1 hour"), lambda: None)
     assert loop.next_runs() == {"monitor": datetime(2026, 3, 5, 18, 0, tzinfo=UTC)}
-
-
-def test_loops_use_their_own_schedule_scheduler_not_the_module_default() -> None:
-    import schedule
-
-    before = list(schedule.get_jobs())
-    loop = RunLoop(now=lambda: START, sleep=lambda s: None)
-    loop.add_job("monitor", parse_frequency("every 6 hours"), lambda: None)
-    assert schedule.get_jobs() == before
