@@ -1,8 +1,9 @@
 """``license-agent health``: exit 0 when the running agent does its job, 1 when it does not.
 
 It reads the heartbeat file ``license-agent run`` keeps (see :mod:`agent.heartbeat`) and
-checks that every job had a successful run recently enough: by default within twice its
-schedule's period plus 10 minutes, or within ``--max-age``. For monitoring systems (Nagios,
+checks that the latest run of every job succeeded and recently enough: by default within twice
+its schedule's period plus 10 minutes, or within ``--max-age``. A failed latest run is unhealthy
+(``--fail-on-error``, which once asked for that, is still accepted and changes nothing). For monitoring systems (Nagios,
 Zabbix, a Windows scheduled task, a systemd timer): one line per job on stdout, and the exit
 code. Exit codes: 0 healthy, 1 unhealthy or no heartbeat, 2 usage or configuration error.
 """
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--fail-on-error",
         action="store_true",
-        help="also unhealthy when the latest run of a job failed",
+        help="accepted for existing scripts; a failed latest run is always unhealthy now",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(handler=run)
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"UNHEALTHY: {safe_text(exc)}")
         return 1
-    health = check_health(document, datetime.now(UTC), max_age, fail_on_error=args.fail_on_error)
+    health = check_health(document, datetime.now(UTC), max_age)
     if args.json:
         print(json.dumps({**health.to_dict(), "file": str(path)}, indent=2))
     else:
