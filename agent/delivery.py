@@ -135,6 +135,29 @@ class Delivery:
         with self._lock:
             return self._flush()
 
+    def flush_pending(self, when: str) -> DeliveryReport | None:
+        """Send what the outbox holds (``when``: "at start", "before stopping" for the log).
+
+        Never raises: a destination that is down keeps its rows, a broken outbox is logged;
+        ``None`` then. An empty outbox touches no destination.
+        """
+        try:
+            if not self.outbox.count():
+                return DeliveryReport()
+            report = self.flush()
+        except Exception as exc:
+            logger.error("could not flush the outbox {}: {}", when, exc)
+            return None
+        logger.info(
+            "outbox {}: {}",
+            when,
+            ", ".join(
+                f"{d.name}: {d.written} sent, {d.pending} pending" for d in report.destinations
+            )
+            or "nothing to send",
+        )
+        return report
+
     def pending(self) -> dict[str, int]:
         """Rows waiting per destination name."""
         return self.outbox.counts()
@@ -226,7 +249,7 @@ class Delivery:
 
 
 def flush_outbox(config: AgentConfig, host: PluginHost) -> DeliveryReport | None:
-    """Re-send what the outbox holds (at start and before a graceful stop). Never raises.
+    """Re-send what the outbox holds with a delivery of its own. Never raises.
 
     Returns ``None`` when the outbox cannot be opened (logged once).
     """
@@ -236,12 +259,6 @@ def flush_outbox(config: AgentConfig, host: PluginHost) -> DeliveryReport | None
         logger.error("cannot open the outbox to deliver pending points: {}", exc)
         return None
     try:
-        if not delivery.outbox.count():
-            return DeliveryReport()
-        report = delivery.flush()
-        written = sum(d.written for d in report.destinations)
-        if written:
-            logger.info("delivered {} pending points from the outbox", written)
-        return report
+        return delivery.flush_pending("now")
     finally:
         delivery.close()

@@ -30,7 +30,7 @@ import re
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -214,29 +214,6 @@ class Heartbeat:
             self._warned = False
 
 
-def timed_job(
-    name: str,
-    function: Callable[[], Any],
-    heartbeat: Heartbeat,
-    sites: Callable[[], Iterable[str]],
-    clock: Callable[[], datetime] = _now,
-) -> Callable[[], Any]:
-    """Wrap a scheduled job so each run's outcome lands in the heartbeat file."""
-
-    def call() -> Any:
-        started = clock()
-        try:
-            result = function()
-        except Exception as exc:
-            heartbeat.record(name, JobOutcome.failed(f"{type(exc).__name__}: {exc}"), started)
-            raise
-        heartbeat.record(name, job_outcome(result, list(sites())), started)
-        return result
-
-    call.__name__ = getattr(function, "__name__", f"{name}_job")
-    return call
-
-
 # --------------------------------------------------------------------------- checking
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
@@ -355,15 +332,13 @@ def check_health(
     document: Mapping[str, Any],
     now: datetime,
     max_age: timedelta | None = None,
-    *,
-    fail_on_error: bool = False,
 ) -> Health:
-    """Judge a heartbeat document at ``now``.
+    """Judge a heartbeat document at ``now``: one status per job.
 
-    Healthy when the agent has not stopped and every job had a success within ``max_age``
-    (default per job: :func:`default_max_age` of its schedule). A job that has not finished a
-    run yet is healthy while the agent started less than that long ago. With
-    ``fail_on_error`` the latest run of every job must also have succeeded.
+    A job is healthy when its latest run succeeded and that success is within ``max_age``
+    (default per job: :func:`default_max_age` of its schedule). A job whose latest run failed is
+    unhealthy, however recent its last success. A job that has not finished a run yet is
+    healthy while the agent started less than ``max_age`` ago. The agent must not have stopped.
     """
     problems = []
     stopped = _time(document.get("stopped"))
@@ -373,29 +348,40 @@ def check_health(
     jobs = document.get("jobs") or {}
     if not jobs:
         problems.append("the heartbeat names no job")
-    results = []
-    for name, entry in sorted(jobs.items()):
-        entry = entry if isinstance(entry, Mapping) else {}
-        allowed = max_age or default_max_age(entry.get("frequency"), now) or timedelta(days=1)
-        success = _time(entry.get("last_success"))
-        last_run = entry.get("last_run") or {}
-        error = entry.get("last_error")
-        if success is not None:
-            age = now - success
-            ok = age <= allowed
-            message = f"last success {_describe(age)} ago (allowed {_describe(allowed)})"
-        elif started is not None and now - started <= allowed:
-            ok, message = True, f"no run finished yet; started {_describe(now - started)} ago"
-        else:
-            ok = False
-            since = f" since the start {_describe(now - started)} ago" if started else ""
-            message = f"no successful run{since} (allowed {_describe(allowed)})"
-        if last_run and last_run.get("ok") is False:
-            message += f"; the latest run failed: {last_run.get('error') or error}"
-            if fail_on_error:
-                ok = False
-        results.append(JobHealth(name, ok, message))
+    results = [
+        _job_health(name, entry if isinstance(entry, Mapping) else {}, now, started, max_age)
+        for name, entry in sorted(jobs.items())
+    ]
     return Health(ok=not problems and all(j.ok for j in results), jobs=results, problems=problems)
+
+
+def _job_health(
+    name: str,
+    entry: Mapping[str, Any],
+    now: datetime,
+    started: datetime | None,
+    max_age: timedelta | None,
+) -> JobHealth:
+    allowed = max_age or default_max_age(entry.get("frequency"), now) or timedelta(days=1)
+    success = _time(entry.get("last_success"))
+    last_run = entry.get("last_run") if isinstance(entry.get("last_run"), Mapping) else {}
+    since_success = (
+        f"last success {_describe(now - success)} ago" if success else "no successful run yet"
+    )
+    if last_run.get("ok") is False:
+        finished = _time(last_run.get("finished"))
+        when = f" {_describe(now - finished)} ago" if finished else ""
+        error = last_run.get("error") or entry.get("last_error") or "see the agent's log"
+        return JobHealth(name, False, f"the latest run failed{when}: {error}; {since_success}")
+    if success is not None:
+        age = now - success
+        return JobHealth(name, age <= allowed, f"{since_success} (allowed {_describe(allowed)})")
+    if last_run:  # a run finished without a verdict: an older agent's file
+        return JobHealth(name, False, f"the latest run has no result; {since_success}")
+    if started is not None and now - started <= allowed:
+        return JobHealth(name, True, f"no run finished yet; started {_describe(now - started)} ago")
+    since = f" since the start {_describe(now - started)} ago" if started else ""
+    return JobHealth(name, False, f"no successful run{since} (allowed {_describe(allowed)})")
 
 
 __all__ = [
@@ -411,5 +397,4 @@ __all__ = [
     "job_outcome",
     "parse_duration",
     "read_heartbeat",
-    "timed_job",
 ]

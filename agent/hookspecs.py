@@ -34,6 +34,7 @@ the file's shared values. ``config.settings(path)`` and ``site.settings(path)`` 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -235,4 +236,36 @@ def sla_destinations(config: AgentConfig, settings: Settings) -> Sequence[Destin
     :param settings: this plugin's own settings (path -> validated value or ``None``), to
         decide whether the destination is enabled.
     :return: the destinations this plugin enables, or ``None`` for none.
+    """
+
+
+# --------------------------------------------------------------------------- the agent's health
+
+
+@hookspec
+def sla_job_result(
+    job: str,
+    ok: bool,
+    finished: datetime,
+    qrs_errors: int,
+    error: str | None,
+    destinations: Sequence[Destination],
+) -> None:
+    """Called after every job run, scheduled or ``--once``: how it went.
+
+    Plugins that track the agent's health use it; the Prometheus destination turns it into
+    ``license_agent_job_runs_total``, ``license_agent_last_success_timestamp_seconds`` and
+    ``license_agent_qrs_errors_total``. Each implementation is called in its own error handling:
+    one that raises is logged and never breaks the job.
+
+    :param job: ``license_monitor``, ``license_release``, or the name of a metric collector
+        with its own schedule (``server_license``).
+    :param ok: whether the run did its work on every site (what the heartbeat records).
+    :param finished: when the run finished (an aware UTC datetime).
+    :param qrs_errors: QRS requests that failed during the run, after their retries, counted
+        by the QRS client over every site.
+    :param error: why the run failed, or ``None`` when it succeeded.
+    :param destinations: the agent's live destinations, so a destination plugin can update its
+        own (``isinstance`` on its class).
+    :return: ``None`` (ignored).
     """

@@ -9,8 +9,8 @@ plugins (the site license, for example) run next, each in its own error handling
 to :class:`agent.delivery.Delivery`, which stores them in the outbox and sends them to every
 destination.
 
-:func:`run_monitor_job` is what the scheduler (``license-agent run``) calls: one run per site,
-and one log line per failed run, never a traceback.
+The job around a run (QRS client, delivery, one log line per failed run) is
+:func:`agent.jobs.run_monitor_job`, which ``monitor --once`` and the scheduler both call.
 
 The helpers :func:`block_extractor` and :func:`numeric_fields` are for license type plugins: they
 tolerate older and newer Sense versions (a missing block means no point, a missing key means no
@@ -273,7 +273,7 @@ def run_monitor(
     if collectors is None and config is not None:
         collectors = host.metric_collectors(config)
     for collector in collectors or ():
-        result.points.extend(_collect(collector, qrs, time, site, result.plugin_errors))
+        result.points.extend(collect(collector, qrs, time, site, result.plugin_errors))
     batches = (
         host.alerts(config, site, tuple(result.points), time, result.plugin_errors)
         if config is not None
@@ -293,9 +293,10 @@ def run_monitor(
     return result
 
 
-def _collect(
+def collect(
     collector: MetricCollector, qrs: Any, now: datetime, site: SiteConfig, errors: dict[str, str]
 ) -> list[Point]:
+    """The points of one metric collector; a failure is recorded in ``errors`` by its name."""
     offered = {"qrs": qrs, "now": now, "site": site}
     try:
         # Like a pluggy hook: a collector may accept fewer arguments than offered.
@@ -311,115 +312,3 @@ def _collect(
         errors[collector.name] = f"{type(exc).__name__}: {exc}"
         logger.error("metric collector {} failed: {}", collector.name, errors[collector.name])
         return []
-
-
-# --------------------------------------------------------------------------- the scheduled job
-
-
-def open_qrs(site: SiteConfig) -> Any:
-    """The QRS client for a site (imported late: the monitor's pure parts need no HTTP)."""
-    from agent.qrs import QrsClient
-
-    return QrsClient(site)
-
-
-def run_monitor_job(
-    config: AgentConfig,
-    host: PluginHost,
-    delivery: Delivery | None = None,
-    *,
-    qrs_factory: Callable[[SiteConfig], Any] = open_qrs,
-    collectors: Sequence[MetricCollector] | None = None,
-) -> list[MonitorResult]:
-    """Run the monitor for every site; what the scheduler calls. Never raises.
-
-    A failed run logs one line (QRS unreachable for hours means one line per run, not a
-    flood). With ``delivery`` ``None`` a delivery is opened from the config and closed after.
-    ``collectors`` limits the metric collectors run (default: all).
-    """
-    from agent.delivery import Delivery as _Delivery
-
-    own = delivery is None
-    results = []
-    try:
-        if delivery is None:
-            delivery = _Delivery.from_config(config, host)
-        for site in config.sites():
-            results.append(_run_site(config, host, delivery, site, qrs_factory, collectors))
-    except Exception as exc:  # the outbox cannot be opened, for example
-        logger.error("license monitor run failed: {}", exc)
-    finally:
-        if own and delivery is not None:
-            delivery.close()
-    return results
-
-
-def _run_site(
-    config: AgentConfig,
-    host: PluginHost,
-    delivery: Delivery,
-    site: SiteConfig,
-    qrs_factory: Callable[[SiteConfig], Any],
-    collectors: Sequence[MetricCollector] | None = None,
-) -> MonitorResult:
-    try:
-        qrs = qrs_factory(site)
-    except Exception as exc:
-        result = MonitorResult(site=site.name, error=f"cannot set up the QRS client: {exc}")
-    else:
-        try:
-            result = run_monitor(site, qrs, host, delivery, config=config, collectors=collectors)
-        finally:
-            close = getattr(qrs, "close", None)
-            if callable(close):
-                close()
-    if result.error:
-        logger.error("license monitor run for {} failed: {}", site.name, result.error)
-    else:
-        failed = (
-            [d.name for d in result.delivery.destinations if not d.ok] if result.delivery else []
-        )
-        logger.info(
-            "license monitor: {} points for {}{}",
-            len(result.points),
-            site.name,
-            f"; not yet delivered to {', '.join(failed)}" if failed else "",
-        )
-    return result
-
-
-def run_collector_job(
-    config: AgentConfig,
-    host: PluginHost,
-    delivery: Delivery,
-    collector: MetricCollector,
-    *,
-    qrs_factory: Callable[[SiteConfig], Any] = open_qrs,
-) -> list[MonitorResult]:
-    """Run one metric collector with its own schedule (the site license) on every site.
-
-    Never raises; a failure logs one line per site and run, as the monitor job does.
-    """
-    results = []
-    for site in config.sites():
-        result = MonitorResult(site=site.name)
-        try:
-            qrs = qrs_factory(site)
-        except Exception as exc:
-            result.error = f"cannot set up the QRS client: {exc}"
-        else:
-            try:
-                result.time = datetime.now(UTC)
-                result.points = _collect(collector, qrs, result.time, site, result.plugin_errors)
-                if result.plugin_errors:
-                    result.error = result.plugin_errors[collector.name]
-                elif result.points:
-                    result.delivery = delivery.deliver(result.points)
-            finally:
-                close = getattr(qrs, "close", None)
-                if callable(close):
-                    close()
-        if result.error:
-            logger.error("{} run for {} failed: {}", collector.name, site.name, result.error)
-        results.append(result)
-    return results

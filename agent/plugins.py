@@ -22,6 +22,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from types import MappingProxyType, ModuleType
@@ -401,6 +402,28 @@ class PluginHost:
 
     def shutdown(self, config: AgentConfig) -> None:
         self._call_each("sla_shutdown", config=config)
+
+    def job_result(
+        self,
+        *,
+        job: str,
+        ok: bool,
+        finished: datetime,
+        qrs_errors: int,
+        error: str | None,
+        destinations: Sequence[Destination],
+    ) -> None:
+        """Tell every plugin how a job run went (``sla_job_result``); a failing plugin is
+        logged and never breaks the job."""
+        self._call_each(
+            "sla_job_result",
+            job=job,
+            ok=ok,
+            finished=finished,
+            qrs_errors=qrs_errors,
+            error=error,
+            destinations=destinations,
+        )
 
     def _call_each(self, hook_name: str, **kwargs: Any) -> None:
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():

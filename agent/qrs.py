@@ -202,6 +202,11 @@ class QrsClient:
     def close(self) -> None:
         self.transport.close()
 
+    @property
+    def failed_requests(self) -> int:
+        """QRS requests of this client that failed for good (after their retries)."""
+        return self.transport.failed_requests
+
     def __enter__(self) -> QrsClient:
         return self
 

@@ -234,6 +234,9 @@ class QrsTransport:
         self._tls_accepted = False
         self._tls_refused: str | None = None
         self._probe_lock = threading.Lock()
+        #: Requests that failed for good (after their retries): the job reports them to plugins.
+        self.failed_requests = 0
+        self._count_lock = threading.Lock()
 
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
@@ -307,6 +310,7 @@ class QrsTransport:
                 body_excerpt=short_excerpt(response.text),
             ) from None
         except ValueError:
+            self._count_failure()
             excerpt = short_excerpt(response.text)
             raise QrsProtocolError(
                 f"GET {path}: QRS answered {response.status_code} with a body that is not valid"
@@ -317,6 +321,7 @@ class QrsTransport:
                 body_excerpt=excerpt,
             ) from None
         if expect is not None and not isinstance(body, expect):
+            self._count_failure()
             kind = "a JSON object" if expect is dict else "a JSON list"
             raise QrsProtocolError(
                 f"GET {path}: expected {kind}, got {type(body).__name__}",
@@ -370,6 +375,7 @@ class QrsTransport:
             if failure.kind == _UNKNOWN:
                 uncertain = True
             if not may_retry:
+                self._count_failure()
                 raise _final(failure.error, attempt)
             delay = self._backoff(attempt, failure.retry_after)
             # Debug only: a run that finally fails logs one error naming the attempts, and QRS
@@ -384,6 +390,10 @@ class QrsTransport:
                 delay,
             )
             self._sleep(delay)
+
+    def _count_failure(self) -> None:
+        with self._count_lock:
+            self.failed_requests += 1
 
     def _attempt(
         self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any

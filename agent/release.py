@@ -23,7 +23,7 @@ import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -845,6 +845,8 @@ class ReleaseResult:
     plan_applied: bool = False
     #: Problems that did not stop the run but left it incomplete or unverified.
     errors: list[str] = field(default_factory=list)
+    #: Why no candidate with an owner could be judged (every user look-up failed), else None.
+    judged_none: str | None = None
     events: list[Point] = field(default_factory=list)
 
     @property
@@ -855,7 +857,7 @@ class ReleaseResult:
     def ok(self) -> bool:
         """False when something needs attention: exit code 1 in ``--once`` mode."""
         failed = any(d.decision is Decision.FAILED for d in self.decisions)
-        return not (self.aborted or failed or any(t.error for t in self.types))
+        return not (self.aborted or self.judged_none or failed or any(t.error for t in self.types))
 
     @property
     def exit_code(self) -> int:
@@ -1025,15 +1027,73 @@ def run_release(
     clock = clock or _utc_now
     started = clock()
     real_started = _utc_now()  # the clock check compares with this machine's real clock
-    now = now or started
-    release_settings = site.license_release
-    dry = bool(release_settings.dry_run or dry_run)
+    dry = bool(site.license_release.dry_run or dry_run)
     result = ReleaseResult(
-        site=site.name, started=started, now=now, dry_run=dry, run_id=run_id or new_run_id()
+        site=site.name,
+        started=started,
+        now=now or started,
+        dry_run=dry,
+        run_id=run_id or new_run_id(),
     )
-    report = progress or (lambda stage, done, total: None)
+    report = progress or _no_progress
 
     ready, broken = _enabled_types(site, host)
+    rules = _rules(result, config, site, host)
+    if rules is None:  # a rule plugin failed: its protection is unknown, nothing is released
+        result.types = [TypeResult(t) for t in ready] + broken
+        result.finished = clock()
+        return result
+    # The collector is paused while listing and deciding (see gc_paused): at 100,000 users
+    # its full collections over the parsed answers cost a sixth of the run.
+    with gc_paused():
+        screened = _list_and_screen(result, qrs, ready, report)
+        if result.aborted:  # QRS cannot be used at all
+            result.types = [t for t, _ in screened.values()] + broken
+            result.errors.append(result.aborted)
+            result.finished = clock()
+            return result
+        _decide(result, qrs, screened, rules, report)
+    result.types = [t for t, _ in screened.values()] + broken
+    result.errors.extend(t.error for t in result.types if t.error)
+    _fail_if_nothing_judged(result, screened)
+    result.settings = decision_settings(site, (r.name for r in rules))
+    if planned is not None:
+        result.plan_applied = True
+        apply_plan(result.types, planned, qrs, result.now)
+    _apply_limit(result, site, qrs, host, planned is not None)
+    _check_clock(result, site, qrs, real_started, dry)
+    if dry:
+        for type_result in result.types:
+            type_result.decisions.extend(would_release(type_result.to_release))
+            type_result.to_release = []
+    else:
+        for type_result in result.types:
+            if type_result.to_release:
+                _release_type(
+                    type_result,
+                    result,
+                    qrs,
+                    journal or NullJournal(),
+                    clock,
+                    site,
+                    report,
+                    should_stop,
+                )
+        _deliver_events(result, delivery)
+    result.finished = clock()
+    _log_summary(result)
+    return result
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def _rules(
+    result: ReleaseResult, config: AgentConfig, site: SiteConfig, host: PluginHost
+) -> list[ReleaseRule] | None:
+    """The neverRelease rules of this run, or ``None`` (and the run aborted) when a plugin
+    that may give rules failed to load or to give them."""
     rules, rule_errors = host.release_rules(config, site)
     # A plugin that failed to load may have been a rule plugin: its protection is unknown too.
     load_errors = {
@@ -1050,39 +1110,43 @@ def run_release(
             " disable it in Butler.licenseAgent.plugins.disable (see license-agent plugins)"
         )
         logger.error("{}", result.aborted)
-        result.types = [TypeResult(t) for t in ready] + broken
-        result.finished = clock()
-        return result
+        return None
     logger.info(
         "release run {} on {}: {} rule(s): {}{}",
         result.run_id,
-        site.name,
+        result.site,
         len(rules),
         ", ".join(r.name for r in rules) or "none",
-        " (dry run)" if dry else "",
+        " (dry run)" if result.dry_run else "",
     )
+    return list(rules)
 
-    # 1. list and screen each type; 2. fetch all owners at once; 3. judge. The collector is
-    # paused throughout (see gc_paused): at 100,000 users its full collections over the parsed
-    # answers cost a sixth of the run, and nothing here makes reference cycles.
-    #: Allocations listed per type. Only the count is kept: the raw QRS objects (a third of
-    #: the run's peak memory at 100,000 users) are dropped as soon as they are screened.
-    listed: dict[str, int] = {}
-    screenings: dict[str, Screening] = {}
-    type_results: dict[str, TypeResult] = {}
+
+def _list_and_screen(
+    result: ReleaseResult, qrs: ReleaseQrs, ready: Sequence[TypeSettings], report: Progress
+) -> dict[str, tuple[TypeResult, Screening]]:
+    """List each type's allocations that may be past the threshold and screen them.
+
+    A listing that fails leaves its type with an error (nothing of it is released); when QRS
+    cannot be used at all, ``result.aborted`` says so and the remaining types are not listed.
+    Only the count of listed allocations is kept: the raw QRS objects (a third of the run's
+    peak memory at 100,000 users) are dropped as soon as they are screened.
+    """
+    screened: dict[str, tuple[TypeResult, Screening]] = {}
 
     def list_type(settings: TypeSettings) -> Decoded[Allocation]:
         return qrs.list_allocations(
             settings.resource,
-            release_filter(now, settings.threshold_days),
+            release_filter(result.now, settings.threshold_days),
             license_type=settings.license_type,
         )
 
-    with gc_paused(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="qrs-list") as ahead:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qrs-list") as ahead:
         pending: Future[Decoded[Allocation]] | None = None
         for index, settings in enumerate(ready):
             report(f"listing {settings.license_type} allocations", index, len(ready))
-            type_results[settings.license_type] = TypeResult(settings)
+            type_result = TypeResult(settings)
+            screened[settings.license_type] = (type_result, Screening())
             try:
                 raw = pending.result() if pending is not None else list_type(settings)
             except Exception as exc:
@@ -1091,13 +1155,13 @@ def run_release(
                     f"listing {settings.license_type} allocations failed:"
                     f" {type(exc).__name__}: {exc}"
                 )
-                type_results[settings.license_type].error = why
+                type_result.error = why
                 if _unreachable(exc):
                     # QRS is down or refuses us: every other request would fail the same way,
                     # and the scheduled job logs this once (not once per type and per retry).
                     result.aborted = f"QRS cannot be used: {exc}. Nothing was released"
                     for other in ready[index + 1 :]:
-                        type_results[other.license_type] = TypeResult(other, error=why)
+                        screened[other.license_type] = (TypeResult(other, error=why), Screening())
                     break
                 logger.error(
                     "{}; no {} allocation is released this run", why, settings.license_type
@@ -1106,86 +1170,107 @@ def run_release(
             # The next type's list downloads while this one is screened. Started only after a
             # listing worked, so an unreachable QRS still costs one failed request, not two.
             pending = ahead.submit(list_type, ready[index + 1]) if index + 1 < len(ready) else None
-            listed[settings.license_type] = len(raw)
-            screenings[settings.license_type] = screen(
-                raw, settings.license_type, settings.threshold_days, now
+            type_result.listed = len(raw)
+            screened[settings.license_type] = (
+                type_result,
+                screen(raw, settings.license_type, settings.threshold_days, result.now),
             )
             del raw
-        if result.aborted:
-            result.types = list(type_results.values()) + broken
-            result.errors.append(result.aborted)
-            result.finished = clock()
-            return result
-        user_ids = (
-            set().union(*(s.user_ids() for s in screenings.values())) if screenings else set()
-        )
-        report("fetching users", 0, len(user_ids))
-        users = UserIndex()
-        _fetch_users(qrs, user_ids, users)
-        report("fetching users", len(user_ids), len(user_ids))
-        for name, screening in screenings.items():
-            kept, to_release = decide_candidates(screening.eligible, users, rules)
-            type_result = type_results[name]
-            type_result.listed = listed[name]
-            type_result.decisions = screening.decisions + kept
-            type_result.to_release = to_release
-    result.types = list(type_results.values()) + broken
-    result.errors.extend(t.error for t in result.types if t.error)
-    result.settings = decision_settings(site, (r.name for r in rules))
-    if planned is not None:
-        result.plan_applied = True
-        apply_plan(result.types, planned, qrs, now)
+    return screened
 
-    # 4. the safety limit, over the whole run. A dry run still lists all that qualifies (that
-    # list is what gets reviewed and applied); a live run releases nothing.
-    # An applied plan was approved by an admin: the approval replaces the circuit breaker.
+
+def _decide(
+    result: ReleaseResult,
+    qrs: ReleaseQrs,
+    screened: Mapping[str, tuple[TypeResult, Screening]],
+    rules: Sequence[ReleaseRule],
+    report: Progress,
+) -> None:
+    """Fetch the owners of every eligible allocation in one bulk call, then let the rules
+    judge each type's candidates."""
+    user_ids: set[str] = set().union(*(s.user_ids() for _, s in screened.values()))
+    report("fetching users", 0, len(user_ids))
+    users = UserIndex()
+    _fetch_users(qrs, user_ids, users)
+    report("fetching users", len(user_ids), len(user_ids))
+    for type_result, screening in screened.values():
+        if type_result.error:
+            continue
+        kept, to_release = decide_candidates(screening.eligible, users, rules)
+        type_result.decisions = screening.decisions + kept
+        type_result.to_release = to_release
+
+
+#: Steps that keep an allocation before any rule has seen it: its owner is unknown or unclear.
+_UNJUDGED_STEPS = frozenset({STEP_USER_LOOKUP, STEP_DATA})
+
+
+def _fail_if_nothing_judged(
+    result: ReleaseResult, screened: Mapping[str, tuple[TypeResult, Screening]]
+) -> None:
+    """A run that could not judge a single candidate whose owner it had to look up (every user
+    look-up failed, for example) did not do its job, even though it released nothing wrongly:
+    it is a failed run. (Allocations of deleted users need no look-up and prove nothing.)"""
+    owned = {
+        allocation.id
+        for _, screening in screened.values()
+        for allocation, _ in screening.eligible
+        if allocation.user is not None
+    }
+    if not owned:
+        return
+    unjudged = [
+        decision
+        for type_result, _ in screened.values()
+        for decision in type_result.decisions
+        if decision.allocation.id in owned
+        and decision.reasons
+        and decision.reasons[0].rule in _UNJUDGED_STEPS
+    ]
+    if len(unjudged) < len(owned):
+        return
+    why = (
+        f"could not judge any of the {len(owned)} release candidate(s) with an owner:"
+        f" {unjudged[0].reasons[0].reason}. They were all kept"
+    )
+    logger.error("release run on {}: {}", result.site, why)
+    result.judged_none = why
+    result.errors.append(why)
+
+
+def _apply_limit(
+    result: ReleaseResult, site: SiteConfig, qrs: ReleaseQrs, host: PluginHost, planned: bool
+) -> None:
+    """The safety limit, over the whole run. Past it, a live run holds every candidate back;
+    a dry run still lists all that qualifies (that list is what gets reviewed and applied) and
+    says so. An applied plan was approved by an admin: the approval replaces the limit."""
     _set_limits(result.types, site, qrs, host)
-    why = None if planned is not None else limit_exceeded(result.types)
-    if why and dry:
+    why = None if planned else limit_exceeded(result.types)
+    if not why:
+        return
+    if result.dry_run:
         result.limit_note = limit_note(result.types)
         logger.warning("release run {} on {}: {}", result.run_id, site.name, result.limit_note)
-    elif why:
-        result.aborted = why
-        result.limit_tripped = True
-        logger.error("release run {} on {}: {}", result.run_id, site.name, why)
-        hold_back(
-            result.types,
-            STEP_LIMIT,
-            "held back: this run would exceed licenseRelease.maxReleasesPerRun, so it"
-            " releases nothing",
-        )
+        return
+    result.aborted = why
+    result.limit_tripped = True
+    logger.error("release run {} on {}: {}", result.run_id, site.name, why)
+    hold_back(
+        result.types,
+        STEP_LIMIT,
+        "held back: this run would exceed licenseRelease.maxReleasesPerRun, so it releases nothing",
+    )
 
-    _check_clock(result, site, qrs, real_started, dry)
 
-    # 5. act.
-    if dry:
-        for type_result in result.types:
-            type_result.decisions.extend(would_release(type_result.to_release))
-            type_result.to_release = []
-    else:
-        for type_result in result.types:
-            if type_result.to_release:
-                _release_type(
-                    type_result,
-                    result,
-                    qrs,
-                    journal or NullJournal(),
-                    clock,
-                    release_settings.delete_concurrency,
-                    site,
-                    report,
-                    should_stop,
-                )
-        if result.events and delivery is not None:
-            try:
-                delivery.deliver(result.events)
-            except Exception as exc:
-                msg = f"release events could not be handed to delivery: {type(exc).__name__}: {exc}"
-                logger.error("{}", msg)
-                result.errors.append(msg)
-    result.finished = clock()
-    _log_summary(result)
-    return result
+def _deliver_events(result: ReleaseResult, delivery: EventSink | None) -> None:
+    if not result.events or delivery is None:
+        return
+    try:
+        delivery.deliver(result.events)
+    except Exception as exc:
+        msg = f"release events could not be handed to delivery: {type(exc).__name__}: {exc}"
+        logger.error("{}", msg)
+        result.errors.append(msg)
 
 
 @dataclass
@@ -1202,70 +1287,104 @@ def _release_type(
     qrs: ReleaseQrs,
     journal: ReleaseJournal,
     clock: Callable[[], datetime],
-    concurrency: int,
     site: SiteConfig,
     report: Progress,
     should_stop: Callable[[], bool] | None = None,
 ) -> None:
-    settings = type_result.settings
-    candidates = type_result.to_release
-    type_result.to_release = []
-    total = len(candidates)
-
-    def delete_one(candidate: Candidate) -> _Deleted:
-        allocation = candidate.allocation
-        entry = JournalEntry(
-            site=site.name,
-            license_type=settings.license_type,
-            resource=settings.resource,
-            allocation_id=allocation.id,
-            user=allocation.owner,
-            days_since_last_use=candidate.days_since_last_use,
-            last_used=allocation.last_used,
-            at=clock(),
-            run_id=run.run_id,
-            owner_id=allocation.user.id if allocation.user is not None else "",
+    """Delete one type's candidates, tell quarantined removals from freed ones, and record
+    each outcome: a decision, the journal's outcome and (for a removal) a release event."""
+    candidates, type_result.to_release = type_result.to_release, []
+    results = _send_deletes(
+        candidates,
+        type_result.settings,
+        lambda candidate: _delete_one(
+            candidate, type_result.settings, qrs, journal, clock, site.name, run.run_id, should_stop
+        ),
+        site.license_release.delete_concurrency,
+        report,
+    )
+    _mark_quarantined(results, qrs, type_result.settings, run)
+    stopped = sum(1 for done in results if done.decision is Decision.KEPT)
+    if stopped:
+        logger.info(
+            "stopping: {} {} allocation(s) not deleted; the next run decides again",
+            stopped,
+            type_result.license_type,
         )
-        if should_stop is not None and should_stop():
-            return _Deleted(
-                candidate,
-                entry,
-                Decision.KEPT,
-                "the agent is stopping: not deleted; the next run decides again",
-            )
-        try:
-            journal.intent(entry)
-        except Exception as exc:
-            return _Deleted(
-                candidate,
-                entry,
-                Decision.FAILED,
-                f"not deleted: the release journal could not record it ({exc})",
-            )
-        try:
-            outcome = qrs.delete_allocation(settings.resource, allocation.id)
-        except Exception as exc:
-            done = _Deleted(
-                candidate, entry, Decision.FAILED, f"DELETE failed: {type(exc).__name__}: {exc}"
-            )
-        else:
-            if outcome is DeleteOutcome.NOT_FOUND:
-                done = _Deleted(
-                    candidate,
-                    entry,
-                    Decision.ALREADY_GONE,
-                    "QRS answered 404: the allocation was already removed",
-                )
-            elif outcome is DeleteOutcome.DELETED:
-                done = _Deleted(candidate, entry, Decision.RELEASED)
-            elif outcome is DeleteOutcome.UNCONFIRMED:
-                done = _confirm(qrs, candidate, entry)
-            else:
-                done = _Deleted(
-                    candidate, entry, Decision.FAILED, f"unexpected DELETE outcome {outcome!r}"
-                )
-        return done
+    static_tags = site.static_tags(FEATURE_LICENSE_RELEASE)
+    for done in results:
+        _record_outcome(done, type_result, run, journal, static_tags)
 
+
+def _delete_one(
+    candidate: Candidate,
+    settings: TypeSettings,
+    qrs: ReleaseQrs,
+    journal: ReleaseJournal,
+    clock: Callable[[], datetime],
+    site_name: str,
+    run_id: str,
+    should_stop: Callable[[], bool] | None,
+) -> _Deleted:
+    """Journal the intent, send the DELETE, and say what QRS answered. Never raises."""
+    allocation = candidate.allocation
+    entry = JournalEntry(
+        site=site_name,
+        license_type=settings.license_type,
+        resource=settings.resource,
+        allocation_id=allocation.id,
+        user=allocation.owner,
+        days_since_last_use=candidate.days_since_last_use,
+        last_used=allocation.last_used,
+        at=clock(),
+        run_id=run_id,
+        owner_id=allocation.user.id if allocation.user is not None else "",
+    )
+    if should_stop is not None and should_stop():
+        return _Deleted(
+            candidate,
+            entry,
+            Decision.KEPT,
+            "the agent is stopping: not deleted; the next run decides again",
+        )
+    try:
+        journal.intent(entry)
+    except Exception as exc:
+        return _Deleted(
+            candidate,
+            entry,
+            Decision.FAILED,
+            f"not deleted: the release journal could not record it ({exc})",
+        )
+    try:
+        outcome = qrs.delete_allocation(settings.resource, allocation.id)
+    except Exception as exc:
+        return _Deleted(
+            candidate, entry, Decision.FAILED, f"DELETE failed: {type(exc).__name__}: {exc}"
+        )
+    if outcome is DeleteOutcome.NOT_FOUND:
+        return _Deleted(
+            candidate,
+            entry,
+            Decision.ALREADY_GONE,
+            "QRS answered 404: the allocation was already removed",
+        )
+    if outcome is DeleteOutcome.UNCONFIRMED:
+        return _confirm(qrs, candidate, entry)
+    if outcome is DeleteOutcome.DELETED:
+        return _Deleted(candidate, entry, Decision.RELEASED)
+    return _Deleted(candidate, entry, Decision.FAILED, f"unexpected DELETE outcome {outcome!r}")
+
+
+def _send_deletes(
+    candidates: Sequence[Candidate],
+    settings: TypeSettings,
+    delete_one: Callable[[Candidate], _Deleted],
+    concurrency: int,
+    report: Progress,
+) -> list[_Deleted]:
+    """``delete_one`` for every candidate on up to ``concurrency`` threads, in order."""
+    total = len(candidates)
     results: list[_Deleted] = []
     report(f"releasing {settings.license_type}", 0, total)
     pool = ThreadPoolExecutor(
@@ -1281,55 +1400,49 @@ def _release_type(
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+    return results
 
-    _mark_quarantined(results, qrs, settings, run)
-    stopped = sum(1 for done in results if done.decision is Decision.KEPT)
-    if stopped:
-        logger.info(
-            "stopping: {} {} allocation(s) not deleted; the next run decides again",
-            stopped,
-            settings.license_type,
-        )
 
-    static_tags = site.static_tags(FEATURE_LICENSE_RELEASE)
-    for done in results:
-        allocation = done.candidate.allocation
-        if done.decision is not Decision.KEPT:  # a DELETE was sent: the journal learns how it went
-            try:
-                # False: the journal already holds this allocation's release event (one per
-                # allocation, whichever DELETE removed it).
-                if journal.outcome(done.entry, done.decision, done.detail) is False:
-                    done.decision = Decision.ALREADY_GONE
-                    done.detail = "already released by an earlier run (the release journal has it)"
-            except Exception as exc:
-                logger.error(
-                    "the release journal could not record the outcome of {}: {}",
-                    allocation.id,
-                    exc,
-                )
-        reasons: tuple[Reason, ...] = ()
-        if done.decision is Decision.FAILED:
-            reasons = (Reason(STEP_DELETE, done.detail),)
+def _record_outcome(
+    done: _Deleted,
+    type_result: TypeResult,
+    run: ReleaseResult,
+    journal: ReleaseJournal,
+    static_tags: Mapping[str, str],
+) -> None:
+    allocation = done.candidate.allocation
+    if done.decision is not Decision.KEPT:  # a DELETE was sent: the journal learns how it went
+        try:
+            # False: the journal already holds this allocation's release event (one per
+            # allocation, whichever DELETE removed it).
+            if journal.outcome(done.entry, done.decision, done.detail) is False:
+                done.decision = Decision.ALREADY_GONE
+                done.detail = "already released by an earlier run (the release journal has it)"
+        except Exception as exc:
             logger.error(
-                "release of {} ({}) failed: {}", allocation.id, allocation.owner, done.detail
+                "the release journal could not record the outcome of {}: {}", allocation.id, exc
             )
-        elif done.decision is Decision.ALREADY_GONE:
-            reasons = (Reason(STEP_DELETE, done.detail),)
-        elif done.decision is Decision.KEPT:
-            reasons = (Reason(STEP_STOP, done.detail),)
-        type_result.decisions.append(
-            AllocationDecision(
-                allocation,
-                done.decision,
-                done.candidate.days_since_last_use,
-                reasons,
-                _user_name(done.candidate),
-            )
+    reasons: tuple[Reason, ...] = ()
+    if done.decision is Decision.FAILED:
+        reasons = (Reason(STEP_DELETE, done.detail),)
+        logger.error("release of {} ({}) failed: {}", allocation.id, allocation.owner, done.detail)
+    elif done.decision is Decision.ALREADY_GONE:
+        reasons = (Reason(STEP_DELETE, done.detail),)
+    elif done.decision is Decision.KEPT:
+        reasons = (Reason(STEP_STOP, done.detail),)
+    type_result.decisions.append(
+        AllocationDecision(
+            allocation,
+            done.decision,
+            done.candidate.days_since_last_use,
+            reasons,
+            _user_name(done.candidate),
         )
-        if done.decision in (Decision.RELEASED, Decision.QUARANTINED):
-            run.events.append(
-                release_event(done.entry, done.decision is Decision.QUARANTINED, static_tags)
-            )
+    )
+    if done.decision in (Decision.RELEASED, Decision.QUARANTINED):
+        run.events.append(
+            release_event(done.entry, done.decision is Decision.QUARANTINED, static_tags)
+        )
 
 
 def _confirm(qrs: ReleaseQrs, candidate: Candidate, entry: JournalEntry) -> _Deleted:
@@ -1430,122 +1543,6 @@ def _log_summary(result: ReleaseResult) -> None:
         )
 
 
-# --------------------------------------------------------------------------- scheduled job
-
-
-def run_release_job(
-    config: AgentConfig,
-    host: PluginHost,
-    delivery: EventSink | None = None,
-    *,
-    qrs_factory: Callable[[SiteConfig], ReleaseQrs] | None = None,
-    journal: ReleaseJournal | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> list[ReleaseResult]:
-    """The scheduled release job: one run per site, each under the site's release lock.
-
-    Never raises: a run's problems are logged once (an error when the safety limit stopped
-    it, or QRS could not be used) and returned, so the scheduler carries on. With
-    ``delivery`` ``None`` a delivery is opened from the config (only if the run may release)
-    and closed after. Each run first settles what an interrupted run left in the site's
-    release journal (:mod:`agent.journal`; ``journal`` replaces it, for tests).
-    ``should_stop`` is asked before each DELETE (see :func:`run_release`).
-    """
-    from agent.lock import LockBusy, release_lock
-
-    if not config.license_release.enable:
-        logger.info("license release is disabled (licenseRelease.enable: false); nothing to do")
-        return []
-    if qrs_factory is None:
-        from agent.qrs import QrsClient
-
-        qrs_factory = QrsClient
-    own_delivery = None
-    results: list[ReleaseResult] = []
-    try:
-        if delivery is None and not config.license_release.dry_run:
-            from agent.delivery import Delivery
-
-            delivery = own_delivery = Delivery.from_config(config, host)
-        for site in config.sites():
-            try:
-                result = _run_site_job(
-                    config, host, site, delivery, qrs_factory, journal, release_lock, should_stop
-                )
-            except LockBusy as exc:
-                logger.error("{}", exc)
-                continue
-            if result is not None:
-                results.append(result)
-    except Exception as exc:  # the outbox cannot be opened, for example
-        logger.error("license release job failed: {}: {}", type(exc).__name__, exc)
-    finally:
-        if own_delivery is not None:
-            own_delivery.close()
-    return results
-
-
-def _run_site_job(
-    config: AgentConfig,
-    host: PluginHost,
-    site: SiteConfig,
-    delivery: EventSink | None,
-    qrs_factory: Callable[[SiteConfig], ReleaseQrs],
-    journal: ReleaseJournal | None,
-    release_lock: Callable[..., Any],
-    should_stop: Callable[[], bool] | None = None,
-) -> ReleaseResult | None:
-    from agent.journal import JournalError, journaled
-    from agent.lock import site_identity
-
-    identity = site_identity(site.qrs.host, site.qrs.port)
-    with release_lock(config.state_dir, site.name, identity):
-        try:
-            qrs = qrs_factory(site)
-        except Exception as exc:
-            logger.error("release run on {}: cannot set up the QRS client: {}", site.name, exc)
-            return None
-        try:
-            # A dry run deletes nothing: no journal (a real run settles it later).
-            settle = (
-                nullcontext((journal, delivery))
-                if site.license_release.dry_run
-                else journaled(config, site, qrs, delivery, journal)
-            )
-            with settle as (site_journal, sink):
-                result = run_release(
-                    config,
-                    site,
-                    host,
-                    qrs,
-                    delivery=sink,
-                    journal=site_journal,
-                    should_stop=should_stop,
-                )
-        except JournalError as exc:
-            logger.error("release run on {} not started: {}", site.name, exc)
-            return None
-        except Exception as exc:  # a bug: log it fully, keep the scheduler alive
-            logger.exception("release run on {} failed: {}", site.name, exc)
-            return None
-        finally:
-            close = getattr(qrs, "close", None)
-            if callable(close):
-                close()
-    from agent.runs import record_run, release_run_record
-
-    record_run(config.state_dir, release_run_record(result))
-    if result.limit_tripped:
-        logger.error("release job on {} stopped by the safety limit: {}", site.name, result.aborted)
-    elif not result.ok:
-        logger.error(
-            "release job on {} needs attention: {}",
-            site.name,
-            result.aborted or "; ".join(result.errors) or "some deletes failed (see the log)",
-        )
-    return result
-
-
 __all__ = [
     "FILTER_MARGIN",
     "QUARANTINE",
@@ -1562,6 +1559,5 @@ __all__ = [
     "plan_type",
     "release_filter",
     "run_release",
-    "run_release_job",
     "screen",
 ]

@@ -23,10 +23,10 @@ from agent.cli.common import (
     setup_logging_for,
     sites_or_error,
 )
-from agent.delivery import Delivery, DeliveryReport
+from agent.delivery import DeliveryReport
+from agent.jobs import run_monitor_job
 from agent.logging import mask_secrets
-from agent.monitor import MonitorResult, run_monitor
-from agent.outbox import OutboxError
+from agent.monitor import MonitorResult
 from agent.plugins import build_plugin_host
 
 
@@ -58,37 +58,27 @@ def run(args: argparse.Namespace) -> int:
     assert config is not None
     setup_logging_for(args, config)
     sites = sites_or_error(config)
-    from agent.qrs import QrsCertificateFileError, QrsClient
-
     host = build_plugin_host(config)
     try:
-        delivery = Delivery.from_config(config, host)
-    except OutboxError as exc:
-        print_error(exc)
-        return 1
-    code = 0
-    results = []
-    try:
-        for site in sites:
-            try:
-                client = QrsClient(site)
-            except QrsCertificateFileError as exc:
-                print_error(exc)
-                return 2
-            with client:
-                result = run_monitor(site, client, host, delivery, config=config)
-            results.append(result)
-            if result.error:
-                print_error(f"{site.qrs.base_url}: {result.error}")
-                code = 1
-            elif not args.json:
-                print(format_result(result, delivery))
+        job = run_monitor_job(config, host)
     finally:
-        delivery.close()
         host.shutdown(config)
+    if job.config_errors:
+        for why in job.config_errors:
+            print_error(why)
+        return 2
+    if job.error:
+        print_error(job.error)
+        return 1
+    urls = {site.name: site.qrs.base_url for site in sites}
+    for result in job:
+        if result.error:
+            print_error(f"{urls.get(result.site, result.site)}: {result.error}")
+        elif not args.json:
+            print(format_result(result))
     if args.json:
-        print(mask_secrets(json.dumps([_to_json(r) for r in results], indent=2)))
-    return code
+        print(mask_secrets(json.dumps([_to_json(r) for r in job], indent=2)))
+    return 1 if any(r.error for r in job) else 0
 
 
 def format_delivery(report: DeliveryReport | None, destinations: int) -> str:
@@ -118,10 +108,11 @@ def format_delivery(report: DeliveryReport | None, destinations: int) -> str:
     return "\n".join(lines)
 
 
-def format_result(result: MonitorResult, delivery: Delivery) -> str:
+def format_result(result: MonitorResult) -> str:
     when = result.time.strftime("%Y-%m-%d %H:%M:%S UTC") if result.time else "?"
     parts = [f"License overview of {result.site} at {when}", "", license_table(result.rows), ""]
-    parts.append(format_delivery(result.delivery, len(delivery.destinations)))
+    written_to = len(result.delivery.destinations) if result.delivery else 0
+    parts.append(format_delivery(result.delivery, written_to))
     for name, error in result.plugin_errors.items():
         parts.append(f"plugin {name} failed: {safe_text(error)}")
     return "\n".join(parts)

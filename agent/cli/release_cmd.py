@@ -9,7 +9,6 @@ mistakes; 3 when the safety limit stopped a live run (it released nothing).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from datetime import datetime
@@ -186,15 +185,11 @@ def run(args: argparse.Namespace) -> int:
                 " set professional.enable and/or analyzer.enable to true"
             ]
         )
-    sites = sites_or_error(config)
+    sites_or_error(config)
 
-    from agent.journal import JournalError, journaled
-    from agent.lock import LockBusy, release_lock, site_identity
+    from agent.jobs import run_release_job
     from agent.plugins import build_plugin_host
-    from agent.qrs import QrsCertificateFileError, QrsClient
-    from agent.release import run_release
     from agent.report import print_result, write_report
-    from agent.runs import record_run, release_run_record
 
     host = build_plugin_host(config)
     planned: dict[str, Any] | None = None
@@ -206,59 +201,31 @@ def run(args: argparse.Namespace) -> int:
         except PlanError as exc:
             host.shutdown(config)
             raise ConfigError([str(exc)]) from None
-    delivery = None
     progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
-    results = []
-    code = 0
     try:
-        if not dry_run:
-            from agent.delivery import Delivery
-
-            delivery = Delivery.from_config(config, host)
-        for site in sites:
-            try:
-                identity = site_identity(site.qrs.host, site.qrs.port)
-                with release_lock(config.state_dir, site.name, identity), QrsClient(site) as qrs:
-                    # A real run first settles what an interrupted one left in the journal.
-                    journal = (
-                        contextlib.nullcontext((None, None))
-                        if dry_run
-                        else journaled(config, site, qrs, delivery)
-                    )
-                    with journal as (site_journal, sink):
-                        result = run_release(
-                            config,
-                            site,
-                            host,
-                            qrs,
-                            dry_run=args.dry_run or None,
-                            delivery=sink,
-                            journal=site_journal,
-                            now=now,
-                            progress=progress,
-                            planned=planned.get(site.name) if planned is not None else None,
-                        )
-            except QrsCertificateFileError as exc:
-                raise ConfigError([str(exc)]) from None
-            except (LockBusy, JournalError) as exc:
-                print_error(exc)
-                code = 1
-                continue
-            finally:
-                if progress is not None:
-                    progress.clear()
-            results.append(result)
-            record_run(config.state_dir, release_run_record(result))
-            print_result(result, explain=args.explain)
-            code = worst_code(code, result.exit_code)
-        if args.report and results:
-            write_report(results, Path(args.report))
-            print(f"report written to {args.report}")
+        job = run_release_job(
+            config,
+            host,
+            dry_run=args.dry_run or None,
+            now=now,
+            progress=progress,
+            planned=planned,
+        )
     finally:
-        if delivery is not None:
-            delivery.close()
+        if progress is not None:
+            progress.clear()
         host.shutdown(config)
-    return code
+    if job.config_errors:
+        raise ConfigError(job.config_errors)
+    problems = ([job.error] if job.error else []) + list(job.failures.values())
+    for why in problems:
+        print_error(why)
+    for result in job:
+        print_result(result, explain=args.explain)
+    if args.report and job.results:
+        write_report(job.results, Path(args.report))
+        print(f"report written to {args.report}")
+    return worst_code(1 if problems else 0, *(result.exit_code for result in job))
 
 
 def _parse_since(text: str) -> datetime:

@@ -15,7 +15,7 @@ host) and nothing else that could change between runs, so series stay stable:
   QRS's quarantine; ``qlik_sense_license_restored_total{license_type}``: restore events;
 * ``qlik_sense_server_license_days_until_expiry``, ``..._expired`` (0/1) and
   ``..._expiry_timestamp_seconds`` from ``qlik_sense_server_license``;
-* the agent's health, fed by :meth:`PrometheusDestination.record_job_result`:
+* the agent's health, fed by the ``sla_job_result`` hook after every job run:
   ``license_agent_last_success_timestamp_seconds{job_name}``,
   ``license_agent_job_runs_total{job_name, result}`` and ``license_agent_qrs_errors_total``.
   The label is ``job_name``, not ``job``: Prometheus sets ``job`` itself on every scraped
@@ -336,7 +336,7 @@ class PrometheusDestination:
         finished: datetime | None = None,
         qrs_errors: int = 0,
     ) -> None:
-        """Record one finished job run: the core calls this after every scheduled job.
+        """Record one finished job run (this plugin's ``sla_job_result`` calls it).
 
         :param job: ``license_monitor`` or ``license_release`` (any job name works).
         :param ok: whether the run succeeded.
@@ -387,6 +387,19 @@ def sla_settings() -> list[SettingsSection]:
 def _enabled(settings: Settings) -> PrometheusSettings | None:
     prometheus = settings[PATH]
     return prometheus if prometheus is not None and prometheus.enable else None
+
+
+@hookimpl
+def sla_job_result(
+    job: str,
+    ok: bool,
+    finished: datetime,
+    qrs_errors: int,
+    destinations: Sequence[Destination],
+) -> None:
+    for destination in destinations:
+        if isinstance(destination, PrometheusDestination):
+            destination.record_job_result(job, ok, finished, qrs_errors)
 
 
 @hookimpl

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from agent.cli import main, run_cmd
+from agent import jobs
+from agent.cli import main
 
 MONITOR = """\
   qlikSenseLicense:
@@ -45,25 +46,6 @@ def test_run_with_no_job_enabled_exits_2(
     ) in capsys.readouterr().err
 
 
-def test_run_fails_clearly_when_a_job_function_is_missing(
-    make_config: Callable[..., Path],
-    cli_certs: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setitem(run_cmd.JOB_TARGETS, "monitor", ("agent.monitor", "no_such_function"))
-    assert main(["run", "-c", str(make_config(MONITOR))]) == 1
-    assert capsys.readouterr().err == (
-        "error: the monitor job needs agent.monitor.no_such_function, which this installation"
-        " does not have; reinstall sense-license-agent\n"
-    )
-
-
-def test_the_real_job_functions_are_there() -> None:
-    for name in run_cmd.JOB_TARGETS:
-        assert callable(run_cmd.resolve_job(name))
-
-
 @pytest.mark.skipif(os.name == "nt", reason="os.kill(SIGTERM) terminates a Windows process")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_the_loop_gracefully_with_exit_0(
@@ -76,15 +58,12 @@ def test_a_signal_stops_the_loop_gracefully_with_exit_0(
     calls: list[tuple[str, Any]] = []
     finished = threading.Event()
 
-    def fake_job(name: str) -> Callable[..., None]:
-        def job(config: Any, host: Any, delivery: Any = None) -> None:
-            calls.append((name, config.license_monitor.frequency))
-            os.kill(os.getpid(), signum)  # as `kill` or Ctrl+C would, mid-run
-            finished.set()  # the run is allowed to end before the loop returns
+    def fake_monitor_job(config: Any, host: Any, delivery: Any = None, **options: Any) -> None:
+        calls.append(("monitor", config.license_monitor.frequency))
+        os.kill(os.getpid(), signum)  # as `kill` or Ctrl+C would, mid-run
+        finished.set()  # the run is allowed to end before the loop returns
 
-        return job
-
-    monkeypatch.setattr(run_cmd, "resolve_job", fake_job)
+    monkeypatch.setattr(jobs, "run_monitor_job", fake_monitor_job)
     before = signal.getsignal(signum)
 
     assert main(["run", "-c", str(make_config(MONITOR))]) == 0

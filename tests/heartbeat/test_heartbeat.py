@@ -21,7 +21,6 @@ from agent.heartbeat import (
     job_outcome,
     parse_duration,
     read_heartbeat,
-    timed_job,
 )
 from agent.models import UTC
 from agent.simulator import Simulator
@@ -109,28 +108,51 @@ def test_the_file_records_start_runs_and_stop(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["heartbeat.json"]  # no temp file left
 
 
-def test_timed_job_records_results_and_exceptions(tmp_path):
-    beat = Heartbeat(tmp_path / "hb.json")
-    beat.started({"monitor": "every 6 hours"})
-    ok_job = timed_job("monitor", lambda: [SiteResult("s")], beat, lambda: ["s"])
-    assert ok_job() == [SiteResult("s")]
+def test_a_job_records_its_outcome_and_a_bug_never_escapes(tmp_path):
+    """The job functions write the heartbeat themselves; a bug inside a run (here a delivery
+    that raises) fails the job in the heartbeat instead of reaching the scheduler."""
+    from agent.config import parse_config
+    from agent.jobs import run_monitor_job
+    from agent.plugins import build_plugin_host
 
-    def broken() -> None:
-        raise RuntimeError("boom")
+    class BrokenDelivery:
+        destinations: list = []
 
-    with pytest.raises(RuntimeError):
-        timed_job("monitor", broken, beat, lambda: ["s"])()
+        def deliver(self, points):
+            raise RuntimeError("boom")
+
+    with Simulator(users=5, seed=1, cert_dir=tmp_path / "certs") as sim:
+        data = {
+            "Butler": {
+                "configQRS": {"host": sim.host, "port": sim.port},
+                "cert": {
+                    "clientCert": str(sim.certs.client_cert),
+                    "clientCertKey": str(sim.certs.client_key),
+                    "clientCertCA": str(sim.certs.root_cert),
+                },
+                "licenseAgent": {"stateDir": str(tmp_path / "state")},
+            }
+        }
+        config = parse_config(data, source=tmp_path / "config.yaml")
+        host = build_plugin_host(config)
+        beat = Heartbeat(tmp_path / "hb.json")
+        beat.started({"monitor": "every 6 hours"})
+        ok = run_monitor_job(config, host, heartbeat=beat)
+        assert ok.ok and [r.site for r in ok] == [config.sites()[0].name]
+        broken = run_monitor_job(config, host, BrokenDelivery(), heartbeat=beat)
+    assert not broken.ok and broken.error == "the license_monitor job failed: RuntimeError: boom"
     entry = read_heartbeat(tmp_path / "hb.json")["jobs"]["monitor"]
     assert entry["last_success"] is not None
-    assert entry["last_error"] == "RuntimeError: boom"
+    assert entry["last_error"] == "the license_monitor job failed: RuntimeError: boom"
+    assert entry["consecutive_failures"] == 1
 
 
 def test_an_unwritable_file_never_stops_a_job(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x", encoding="utf-8")
     beat = Heartbeat(blocker / "heartbeat.json")  # a folder that cannot exist
-    job = timed_job("monitor", lambda: [SiteResult("s")], beat, lambda: ["s"])
-    assert job() == [SiteResult("s")]
+    beat.started({"monitor": "every 6 hours"})
+    beat.record("monitor", JobOutcome(ok=True, sites={"s": None}), T0)  # logged, not raised
 
 
 # --------------------------------------------------------------------------- health
@@ -161,15 +183,81 @@ def test_a_job_without_a_run_yet_is_fine_for_a_while():
     assert not check_health(_document(release=waiting), T0 + timedelta(days=3)).ok
 
 
-def test_a_failed_latest_run_fails_only_when_asked():
+def test_a_failed_latest_run_is_unhealthy_by_default():
     job = {
         "frequency": "every 6 hours",
         "last_success": "2026-06-01T06:00:00.000Z",
-        "last_run": {"ok": False, "error": "sense: QRS down"},
+        "last_run": {
+            "finished": "2026-06-01T11:50:00.000Z",
+            "ok": False,
+            "error": "sense: QRS down",
+        },
     }
-    lenient = check_health(_document(monitor=job), T0)
-    assert lenient.ok and "the latest run failed: sense: QRS down" in lenient.jobs[0].message
-    assert not check_health(_document(monitor=job), T0, fail_on_error=True).ok
+    health = check_health(_document(monitor=job), T0)
+    assert not health.ok
+    assert health.jobs[0].message == (
+        "the latest run failed 10 min ago: sense: QRS down; last success 6 h 0 min ago"
+    )
+
+
+def test_a_finished_failed_run_is_never_reported_as_no_run_yet():
+    """Issue 16 item 4: the agent started a minute ago, its first release run failed; health
+    said "ok release: no run finished yet; ... the latest run failed"."""
+    document = {
+        "started": "2026-06-01T11:59:00.000Z",
+        "stopped": None,
+        "jobs": {
+            "release": {
+                "frequency": "every 24 hours",
+                "last_success": None,
+                "last_failure": "2026-06-01T11:59:30.000Z",
+                "last_error": "sense: the safety limit",
+                "last_run": {
+                    "started": "2026-06-01T11:59:00.000Z",
+                    "finished": "2026-06-01T11:59:30.000Z",
+                    "ok": False,
+                    "error": "sense: the safety limit",
+                },
+            }
+        },
+    }
+    (job,) = check_health(document, T0).jobs
+    assert not job.ok
+    assert "no run finished yet" not in job.message
+    assert (
+        job.message
+        == "the latest run failed 30 s ago: sense: the safety limit; no successful run yet"
+    )
+
+
+def test_health_command_fails_on_a_failed_latest_run_with_or_without_the_old_flag(tmp_path, capsys):
+    now = datetime.now(UTC)
+    stamp = (now - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    path = tmp_path / "heartbeat.json"
+    path.write_text(
+        json.dumps(
+            {
+                "version": "9.9",
+                "host": "sense1",
+                "started": stamp,
+                "stopped": None,
+                "jobs": {
+                    "release": {
+                        "frequency": "every 24 hours",
+                        "last_success": None,
+                        "last_run": {"finished": stamp, "ok": False, "error": "sense: QRS down"},
+                    }
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
+    for flags in ([], ["--fail-on-error"]):
+        assert main(["health", "--file", str(path), *flags]) == 1
+        out = capsys.readouterr().out
+        assert out.startswith("UNHEALTHY:")
+        assert "FAIL release: the latest run failed 5 min ago: sense: QRS down" in out
+        assert "ok   release" not in out
 
 
 def test_a_stopped_agent_is_unhealthy():

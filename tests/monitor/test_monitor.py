@@ -10,8 +10,9 @@ import pytest
 from loguru import logger
 
 from agent.hookspecs import hookimpl
+from agent.jobs import run_monitor_job
 from agent.models import UTC, LicenseType, MetricCollector, Point
-from agent.monitor import run_monitor, run_monitor_job
+from agent.monitor import run_monitor
 from agent.plugins import build_plugin_host
 
 from .data import EXPECTED, OVERVIEW

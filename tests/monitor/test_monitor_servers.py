@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from agent.jobs import run_monitor_job
 from agent.models import format_qrs_time
-from agent.monitor import run_monitor_job
 from agent.outbox import time_to_ns
 from agent.plugins import build_plugin_host
 

@@ -10,11 +10,11 @@ import pytest
 from loguru import logger
 
 from agent.hookspecs import hookimpl
+from agent.jobs import run_release_job
 from agent.journal import JournalEntry
 from agent.models import MEASUREMENT_RELEASE, Decision, ReleaseRule, format_qrs_time
 from agent.plugins import build_plugin_host
 from agent.qrs import QrsClient
-from agent.release import run_release_job
 
 from .helpers import (
     NEVER,
@@ -618,6 +618,7 @@ def test_scheduled_job_skips_a_site_another_agent_is_releasing(harness: ReleaseH
             results = run_release_job(config, build_plugin_host(config), harness.delivery)
     finally:
         logger.remove(sink)
-    assert results == []
+    assert list(results) == [] and not results.ok
+    assert "another license agent is releasing" in results.failures[config.sites()[0].name]
     assert any("another license agent is releasing" in m for m in messages)
     assert harness.sim.get_stats()["total"] == 0

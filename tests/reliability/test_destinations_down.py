@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agent.delivery import Delivery
-from agent.monitor import run_monitor_job
+from agent.jobs import run_monitor_job
 from agent.outbox import Outbox
 from agent.plugins import build_plugin_host
 from agent.qrs import QrsClient
@@ -226,10 +226,10 @@ def test_an_outbox_that_cannot_be_opened_stops_the_release_job_before_any_delete
     blocker.write_text("a file where the state folder should be", "utf-8")
     document = config_document(sim.port, certs, blocker / "state")
     config = load(write_config(workdir / "config.yaml", document))
-    from agent.release import run_release_job
+    from agent.jobs import run_release_job
 
     with captured_logs("WARNING") as lines:
         results = run_release_job(config, build_plugin_host(config))
-    assert results == []
+    assert list(results) == [] and results.error and "outbox" in results.error
     assert len(lines) == 1 and "outbox" in lines[0].message, [x.message for x in lines]
     assert sim.get_stats()["total"] == 0

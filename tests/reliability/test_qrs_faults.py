@@ -18,12 +18,12 @@ import pytest
 import requests
 
 from agent.delivery import Delivery
+from agent.jobs import run_monitor_job, run_release_job
 from agent.journal import SqliteJournal
 from agent.models import Decision
-from agent.monitor import run_monitor_job
 from agent.plugins import build_plugin_host
 from agent.qrs import QrsClient
-from agent.release import ReleaseResult, run_release, run_release_job
+from agent.release import ReleaseResult, run_release
 from agent.report import report_document
 from agent.schedule import RunLoop, parse_frequency
 from agent.simulator import XSRF_MESSAGE, Simulator, ensure_certs

@@ -26,13 +26,12 @@ import pytest
 from loguru import logger
 
 from agent.delivery import Delivery
+from agent.jobs import run_monitor_job, run_release_job
 from agent.journal import EVENT_STATES, SqliteJournal, journal_path
 from agent.models import MEASUREMENT_RELEASE, DestinationError, Point
-from agent.monitor import run_monitor_job
 from agent.outbox import Outbox
 from agent.plugins import build_plugin_host
 from agent.qrs import QrsClient
-from agent.release import run_release_job
 from agent.schedule import RunLoop, parse_frequency
 
 from .helpers import (

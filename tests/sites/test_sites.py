@@ -10,10 +10,8 @@ import pytest
 from agent.certificates import check_files
 from agent.cli import main
 from agent.config import ConfigError
-from agent.heartbeat import job_outcome
-from agent.monitor import run_monitor_job
+from agent.jobs import run_monitor_job, run_release_job
 from agent.plugins import build_plugin_host, load_config, parse_config
-from agent.release import run_release_job
 
 
 def _snapshots(db) -> dict[tuple[str, str], dict]:
@@ -126,13 +124,13 @@ def test_one_site_down_does_not_stop_the_other(two_sites, sites_config, capsys):
     assert [(r.site, r.ok) for r in results] == [("prod", True), ("test", False)]
     stored = _snapshots(config.state_dir / "license-agent.sqlite")
     assert {site for site, _ in stored} == {"prod"}
-    outcome = job_outcome(results, ["prod", "test"])
+    outcome = results.outcome()
     assert not outcome.ok and outcome.sites["prod"] is None and outcome.sites["test"]
 
     releases = run_release_job(config, host)
     by_site = {r.site: r for r in releases}
     assert by_site["prod"].ok and by_site["prod"].decisions
-    assert not job_outcome(releases, ["prod", "test"]).ok
+    assert not releases.outcome().ok and releases.outcome().sites["test"]
 
     # The commands report both sites and exit 1 for the one that failed.
     capsys.readouterr()
