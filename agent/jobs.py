@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from loguru import logger
 
+from agent.config import ConfigError
 from agent.delivery import Delivery
 from agent.heartbeat import Heartbeat, JobOutcome, heartbeat_enabled, heartbeat_path, job_outcome
 from agent.journal import JournalError, ReleaseJournal, journaled
@@ -188,12 +189,18 @@ def _guarded(run: JobRun) -> Iterator[None]:
 def _delivery(
     run: JobRun, config: AgentConfig, host: PluginHost, given: Delivery | None, needed: bool
 ) -> Iterator[Delivery | None]:
-    """``given``, else a delivery opened from the config when ``needed`` and closed after."""
+    """``given``, else a delivery opened from the config when ``needed`` and closed after.
+
+    A state folder that cannot be used is the user's mistake: its :class:`ConfigError` is
+    raised before any run (``--once`` exits 2; the scheduler opens its delivery at start).
+    """
     if given is not None or not needed:
         yield given
         return
     try:
         delivery = Delivery.from_config(config, host)
+    except ConfigError:
+        raise
     except Exception as exc:  # the outbox cannot be opened, for example
         run.error = f"cannot open the outbox: {exc}"
         logger.error("{} job not started: {}", run.job, run.error)
@@ -295,6 +302,10 @@ def _release_site(
                     planned=planned,
                 )
     except (LockBusy, JournalError) as exc:
+        run.failures[site.name] = str(exc)
+        logger.error("release run on {} not started: {}", site.name, exc)
+    except ConfigError as exc:  # the state folder cannot hold the journal, for example
+        run.config_errors.extend(exc.problems)
         run.failures[site.name] = str(exc)
         logger.error("release run on {} not started: {}", site.name, exc)
     except Exception as exc:  # a bug: log it fully, keep the scheduler alive
