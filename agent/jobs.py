@@ -191,17 +191,17 @@ def _delivery(
 ) -> Iterator[Delivery | None]:
     """``given``, else a delivery opened from the config when ``needed`` and closed after.
 
-    A state folder that cannot be used is the user's mistake: its :class:`ConfigError` is
-    raised before any run (``--once`` exits 2; the scheduler opens its delivery at start).
+    A state folder that cannot be used is the user's mistake: it lands in ``config_errors``
+    too (``--once`` exits 2; the scheduler opens its delivery at start, before any job).
     """
     if given is not None or not needed:
         yield given
         return
     try:
         delivery = Delivery.from_config(config, host)
-    except ConfigError:
-        raise
     except Exception as exc:  # the outbox cannot be opened, for example
+        if isinstance(exc, ConfigError):
+            run.config_errors.extend(exc.problems)
         run.error = f"cannot open the outbox: {exc}"
         logger.error("{} job not started: {}", run.job, run.error)
         yield None
