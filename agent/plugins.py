@@ -337,8 +337,15 @@ class PluginHost:
                 logger.error("plugin {} failed in sla_alert_view: {}", impl.plugin_name, exc)
         viewers = {i.plugin_name for i in self.pm.hook.sla_alert_view.get_hookimpls()}
         given |= {i.plugin_name for i in self.pm.hook.sla_alerts.get_hookimpls()} - viewers
-        # Declaring settings is no service of its own: it does not switch a plugin on.
-        lifecycle = {"sla_settings", "sla_configure", "sla_startup", "sla_shutdown"}
+        # Declaring settings, or hearing how jobs went, is no service of its own: neither
+        # switches a plugin on.
+        lifecycle = {
+            "sla_settings",
+            "sla_configure",
+            "sla_startup",
+            "sla_shutdown",
+            "sla_job_result",
+        }
         result = {}
         for name, info in self.infos.items():
             unconditional = set(info.hooks) - lifecycle - set(SWITCHED_BY_CONFIG)
