@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 
 from agent.cli import main
-from agent.config import load_config
 from agent.heartbeat import Heartbeat, read_heartbeat
 from agent.jobs import run_monitor_job, run_release_job
-from agent.plugins import build_plugin_host
+from agent.plugins import build_plugin_host, load_config
 from agent.simulator import Simulator
 
 #: A drop-in plugin that writes every sla_job_result call to a JSON-lines file.

@@ -111,9 +111,8 @@ def test_the_file_records_start_runs_and_stop(tmp_path):
 def test_a_job_records_its_outcome_and_a_bug_never_escapes(tmp_path):
     """The job functions write the heartbeat themselves; a bug inside a run (here a delivery
     that raises) fails the job in the heartbeat instead of reaching the scheduler."""
-    from agent.config import parse_config
     from agent.jobs import run_monitor_job
-    from agent.plugins import build_plugin_host
+    from agent.plugins import build_plugin_host, parse_config
 
     class BrokenDelivery:
         destinations: list = []
