@@ -60,4 +60,18 @@ def printable_lines(text: object) -> str:
     return "\n".join(printable(line) for line in str(text).split("\n"))
 
 
-__all__ = ["CELL_WIDTH", "printable", "printable_lines"]
+def json_safe(text: str) -> str:
+    """JSON text (as :func:`json.dumps` wrote it with ``ensure_ascii=False``) with the characters
+    that could act on a terminal written as ``\\uXXXX`` escapes.
+
+    ``json.dumps`` escapes C0 controls itself but leaves DEL, the C1 controls (U+009B is a
+    one-character CSI on some terminals), the line separators and the bidirectional controls
+    raw. The escaped text decodes to exactly the same values, so a log shipper reading the
+    JSON lines sees what QRS sent, and a terminal showing them sees nothing it would obey.
+    """
+    if _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+__all__ = ["CELL_WIDTH", "json_safe", "printable", "printable_lines"]

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from agent.certificates import check_files, connection_security
-from agent.cli.common import config_path, load_config_for
+from agent.cli.common import config_path, load_config_for, print_error
 from agent.config import AgentConfig
 from agent.config_warnings import DestinationSummary, config_warnings, enabled_destinations
 from agent.jobs import jobs_from_config
@@ -78,7 +78,7 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         host = build_plugin_host(config)
     except PluginLoadError as exc:  # strict plugin loading is part of the config
-        print(f"error: {exc}")
+        print_error(exc)
         return 2
     file_problems = check_files(config)
     now = datetime.now(timezone.utc)

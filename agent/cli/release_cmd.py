@@ -321,6 +321,7 @@ def list_runs_command(args: argparse.Namespace) -> int:
 
     from agent.report import runs_table
     from agent.runs import RunLog
+    from agent.text import json_safe
 
     config = load_config_for(args)
     assert config is not None
@@ -329,7 +330,7 @@ def list_runs_command(args: argparse.Namespace) -> int:
         with RunLog.for_site(config.state_dir, site.name) as log:
             records.extend(log.recent(max(1, args.limit)))
     if args.json:
-        print(json.dumps([r.to_dict() for r in records], indent=2, ensure_ascii=False))
+        print(json_safe(json.dumps([r.to_dict() for r in records], indent=2, ensure_ascii=False)))
     else:
         print(runs_table(records))
     return 0

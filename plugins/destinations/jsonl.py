@@ -24,6 +24,7 @@ from pathlib import Path
 from agent.config import AGENT_FEATURES, AgentConfig, Features, SettingsModel
 from agent.hookspecs import Settings, hookimpl
 from agent.models import Destination, DestinationError, Point, SettingsSection
+from agent.text import json_safe
 
 NAME = "jsonl"
 STDOUT = "-"
@@ -45,7 +46,10 @@ class JsonlDestination:
         )
 
     def write(self, points: Sequence[Point]) -> None:
-        text = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in points)
+        # Escaped so that names from QRS cannot act on the terminal showing standard output.
+        text = "".join(
+            json_safe(json.dumps(p.to_dict(), ensure_ascii=False)) + "\n" for p in points
+        )
         if self.path is None:
             sys.stdout.write(text)
             sys.stdout.flush()

@@ -265,6 +265,28 @@ def test_check_reports_a_broken_plugin_and_still_passes(
     assert "failed to load: broken (RuntimeError: boom)" in capsys.readouterr().out
 
 
+def test_check_with_strict_plugin_loading_stops_on_a_broken_plugin(
+    make_config: Callable[..., Path], cli_certs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``licenseAgent.plugins.strict``: a plugin that fails to load is a configuration error,
+    on the error stream as every other command's ``error:`` line (escaped, secrets masked)."""
+    plugins = cli_certs.parent / "plugins"
+    plugins.mkdir()
+    (plugins / "broken.py").write_text("raise RuntimeError('boom\\x1b[2J')\n")
+    path = make_config(
+        MONITOR_AND_RELEASE.replace(
+            "  licenseAgent:\n",
+            "  licenseAgent:\n    plugins:\n      paths: [./plugins]\n      strict: true\n",
+        )
+    )
+    assert main(["config", "check", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert "The config is valid" not in captured.out
+    assert captured.err.startswith("error: 1 configuration problem"), captured.err
+    assert "plugin broken" in captured.err and "failed to load" in captured.err
+    assert "\x1b" not in captured.err and "boom\\x1b[2J" in captured.err
+
+
 def test_config_schema_prints_the_schema(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -185,3 +185,42 @@ def test_an_error_answer_with_escape_codes_is_shown_as_text(simulator, certs, wo
     for name, text in outputs.items():
         assert "denied\\x1b]0;owned\\x07\\x1b[2J\\u202e" in text, (name, text)
         assert not any(c in text for c in RAW_CONTROLS), name
+
+
+def test_release_events_on_standard_output_cannot_act_on_the_terminal(
+    simulator, certs, workdir
+) -> None:
+    """The jsonl destination writing to standard output (``path: "-"``) is read on a terminal
+    too: names from QRS reach it as JSON escapes, and the JSON still decodes to the exact
+    values QRS sent."""
+    now = real_now()
+    # json.dumps escapes C0 controls itself; DEL, the C1 CSI and the bidi override it leaves raw.
+    c1_id = "c1\x9b2J\x7f\u202egnp.exe"
+    site = build_site(2, now=now, names=[("ACME", c1_id, "C1")])
+    sim = simulator(site, now=now)
+    config = write_config(
+        workdir / "config.yaml",
+        config_document(
+            sim.port,
+            certs,
+            workdir,
+            release=release_section(),
+            agent={"destinations": {"jsonl": {"enable": True, "path": "-"}}},
+        ),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "release", "--once", "-c", str(config)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="surrogateescape",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    released = [e for e in events if e["tags"]["user"] == f"ACME\\{c1_id}"]
+    assert len(released) == 1, events  # the event was written, with the id exactly as sent
+    raw = (*RAW_CONTROLS, "\x7f")
+    assert not any(c in done.stdout for c in raw), [c for c in raw if c in done.stdout]
