@@ -16,6 +16,9 @@ import re
 #: characters (such as the zero-width non-joiner of Persian names) are text and stay.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
+#: What :func:`json.dumps` leaves raw of :data:`_UNSAFE`.
+_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 #: Cells of a console table are cut to this many characters (the JSON report has them whole).
@@ -69,9 +72,11 @@ def json_safe(text: str) -> str:
     raw. The escaped text decodes to exactly the same values, so a log shipper reading the
     JSON lines sees what QRS sent, and a terminal showing them sees nothing it would obey.
     """
-    if _UNSAFE.search(text) is None:
+    # Not C0: json.dumps escapes it inside strings, and outside them it is the layout of
+    # indented output (newlines), which must stay.
+    if _JSON_RAW.search(text) is None:
         return text
-    return _UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return _JSON_RAW.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 __all__ = ["CELL_WIDTH", "json_safe", "printable", "printable_lines"]

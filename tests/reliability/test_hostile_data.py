@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from agent.text import CELL_WIDTH, printable
+from agent.text import CELL_WIDTH, json_safe, printable
 
 from .helpers import PRO, build_site, config_document, real_now, release_section, write_config
 from .test_security import run_until
@@ -224,3 +224,14 @@ def test_release_events_on_standard_output_cannot_act_on_the_terminal(
     assert len(released) == 1, events  # the event was written, with the id exactly as sent
     raw = (*RAW_CONTROLS, "\x7f")
     assert not any(c in done.stdout for c in raw), [c for c in raw if c in done.stdout]
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_json_safe_escapes_what_json_leaves_raw_and_keeps_the_layout(indent: int | None) -> None:
+    value = {"user": "c1\x9b2J\x7f\u202e\u2028 \x1b\n", "n": [1, 2]}
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    safe = json_safe(text)
+    assert json.loads(safe) == value
+    assert not any(c in safe for c in ("\x9b", "\x7f", "\u202e", "\u2028", "\x1b"))
+    # The layout of indented output is whitespace, not data: it stays as it was.
+    assert safe.count("\n") == text.count("\n")
