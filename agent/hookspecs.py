@@ -258,8 +258,9 @@ def sla_job_result(
     ``license_agent_qrs_errors_total``. Each implementation is called in its own error handling:
     one that raises is logged and never breaks the job.
 
-    :param job: ``license_monitor``, ``license_release``, or the name of a metric collector
-        with its own schedule (``server_license``).
+    :param job: ``license_monitor``, ``license_release``, ``license_restore`` (``release
+        restore``, never scheduled), or the name of a metric collector with its own schedule
+        (``server_license``).
     :param ok: whether the run did its work on every site (what the heartbeat records).
     :param finished: when the run finished (an aware UTC datetime).
     :param qrs_errors: QRS requests that failed during the run, after their retries, counted

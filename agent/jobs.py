@@ -6,7 +6,8 @@ the QRS client, the release journal's recovery, the delivery of the points, the 
 (:class:`JobRun`, told to plugins through the ``sla_job_result`` hook) and the heartbeat.
 ``license-agent monitor --once`` and ``release --once`` call :func:`run_monitor_job` and
 :func:`run_release_job` and print what they return; ``license-agent run`` schedules the same
-functions with :func:`run_agent`. No job function raises for what can go wrong at run time (QRS
+functions with :func:`run_agent`. ``release restore`` calls :func:`run_restore_job`, which gives
+released allocations back (:func:`agent.restore.run_restore`) with the same pieces. No job function raises for what can go wrong at run time (QRS
 down, a lock held, a destination down, a bug in a run): it is logged once and returned.
 """
 
@@ -16,14 +17,14 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from loguru import logger
 
 from agent.config import ConfigError
 from agent.delivery import Delivery
 from agent.heartbeat import Heartbeat, JobOutcome, heartbeat_enabled, heartbeat_path, job_outcome
-from agent.journal import JournalError, ReleaseJournal, journaled
+from agent.journal import JournalError, ReleaseJournal, SqliteJournal, journaled
 from agent.lock import LockBusy, release_lock, site_identity
 from agent.models import (
     FEATURE_LICENSE_MONITOR,
@@ -34,7 +35,8 @@ from agent.models import (
 from agent.monitor import MonitorResult, collect, run_monitor
 from agent.qrs import QrsCertificateFileError, QrsClient
 from agent.release import PlannedSet, Progress, ReleaseResult, run_release
-from agent.runs import record_run, release_run_record
+from agent.restore import RestoreJournal, RestoreResult, RestoreUsageError, Selection, run_restore
+from agent.runs import RunLog, record_run, release_run_record
 from agent.schedule import Frequency, RunLoop, parse_frequency, scheduled_jobs
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 #: The job names destinations see in ``sla_job_result`` (and Prometheus' ``job_name``).
 JOB_MONITOR = FEATURE_LICENSE_MONITOR
 JOB_RELEASE = FEATURE_LICENSE_RELEASE
+JOB_RESTORE = "license_restore"
 #: Scheduler names (as in the config and the heartbeat) -> job names.
 JOB_NAMES = {"monitor": JOB_MONITOR, "release": JOB_RELEASE}
 
@@ -99,11 +102,15 @@ class JobRun:
     def __len__(self) -> int:
         return len(self.results)
 
+    def _expected(self) -> list[str]:
+        """The sites that should have a result: those where the run did not fail to start."""
+        return [s for s in self.sites if s not in self.failures]
+
     def outcome(self) -> JobOutcome:
         """Whether the job did its work on every site, as the heartbeat records it."""
         if self.error:
             return JobOutcome.failed(self.error)
-        judged = job_outcome(self.results, [s for s in self.sites if s not in self.failures])
+        judged = job_outcome(self.results, self._expected())
         if not self.failures:
             return judged
         sites = {**judged.sites, **self.failures}
@@ -212,6 +219,40 @@ def _delivery(
         delivery.close()
 
 
+@contextlib.contextmanager
+def _locked_client(
+    run: JobRun, config: AgentConfig, site: SiteConfig, qrs_factory: QrsFactory, what: str
+) -> Iterator[Any]:
+    """The site's release lock (one per QRS host and port on this machine), then its QRS
+    client (``None``, logged, when it cannot be set up: see :func:`_client`)."""
+    identity = site_identity(site.qrs.host, site.qrs.port)
+    with (
+        release_lock(config.state_dir, site.name, identity),
+        _client(run, site, qrs_factory) as qrs,
+    ):
+        if qrs is None:
+            logger.error("{} on {}: {}", what, site.name, run.failures[site.name])
+        yield qrs
+
+
+@contextlib.contextmanager
+def _site_failures(run: JobRun, site: SiteConfig, what: str) -> Iterator[None]:
+    """What stops the run on one site is recorded for the job and logged once, never raised:
+    the other sites still run and the scheduler stays alive."""
+    try:
+        yield
+    except (LockBusy, JournalError) as exc:
+        run.failures[site.name] = str(exc)
+        logger.error("{} on {} not started: {}", what, site.name, exc)
+    except ConfigError as exc:  # the state folder cannot hold the journal, for example
+        run.config_errors.extend(exc.problems)
+        run.failures[site.name] = str(exc)
+        logger.error("{} on {} not started: {}", what, site.name, exc)
+    except Exception as exc:  # a bug: log it fully
+        run.failures[site.name] = f"the run failed: {type(exc).__name__}: {exc}"
+        logger.exception("{} on {} failed: {}", what, site.name, exc)
+
+
 # --------------------------------------------------------------------------- the release job
 
 
@@ -272,45 +313,32 @@ def _release_site(
     planned: PlannedSet | None,
 ) -> ReleaseResult | None:
     dry = bool(dry_run or site.license_release.dry_run)
-    try:
-        identity = site_identity(site.qrs.host, site.qrs.port)
-        with (
-            release_lock(config.state_dir, site.name, identity),
-            _client(run, site, qrs_factory) as qrs,
-        ):
-            if qrs is None:
-                logger.error("release run on {}: {}", site.name, run.failures[site.name])
-                return None
-            # A dry run deletes nothing: no journal (a real run settles it later).
-            settle = (
-                contextlib.nullcontext((journal, delivery))
-                if dry
-                else journaled(config, site, qrs, delivery, journal)
+    with (
+        _site_failures(run, site, "release run"),
+        _locked_client(run, config, site, qrs_factory, "release run") as qrs,
+    ):
+        if qrs is None:
+            return None
+        # A dry run deletes nothing: no journal (a real run settles it later).
+        settle = (
+            contextlib.nullcontext((journal, delivery))
+            if dry
+            else journaled(config, site, qrs, delivery, journal)
+        )
+        with settle as (site_journal, sink):
+            return run_release(
+                config,
+                site,
+                host,
+                qrs,
+                dry_run=True if dry else None,
+                delivery=sink,
+                journal=site_journal,
+                now=now,
+                progress=progress,
+                should_stop=should_stop,
+                planned=planned,
             )
-            with settle as (site_journal, sink):
-                return run_release(
-                    config,
-                    site,
-                    host,
-                    qrs,
-                    dry_run=True if dry else None,
-                    delivery=sink,
-                    journal=site_journal,
-                    now=now,
-                    progress=progress,
-                    should_stop=should_stop,
-                    planned=planned,
-                )
-    except (LockBusy, JournalError) as exc:
-        run.failures[site.name] = str(exc)
-        logger.error("release run on {} not started: {}", site.name, exc)
-    except ConfigError as exc:  # the state folder cannot hold the journal, for example
-        run.config_errors.extend(exc.problems)
-        run.failures[site.name] = str(exc)
-        logger.error("release run on {} not started: {}", site.name, exc)
-    except Exception as exc:  # a bug: log it fully, keep the scheduler alive
-        run.failures[site.name] = f"the run failed: {type(exc).__name__}: {exc}"
-        logger.exception("release run on {} failed: {}", site.name, exc)
     return None
 
 
@@ -325,6 +353,112 @@ def _log_release(result: ReleaseResult) -> None:
             result.site,
             result.aborted or "; ".join(result.errors) or "some deletes failed (see the log)",
         )
+
+
+# --------------------------------------------------------------------------- the restore job
+
+
+@dataclass
+class RestoreJobRun(JobRun):
+    """A restore on every site of the config; its results are :class:`RestoreResult` s."""
+
+    #: site -> why the selection names nothing there (``--run`` of a run on another site). Not
+    #: a failure while some site had something to restore; a usage mistake when none had.
+    nothing_selected: dict[str, str] = field(default_factory=dict)
+
+    def _expected(self) -> list[str]:
+        return [s for s in super()._expected() if s not in self.nothing_selected]
+
+    def outcome(self) -> JobOutcome:
+        if self.nothing_selected and not (self.results or self.failures or self.error):
+            return JobOutcome.failed("; ".join(self.nothing_selected.values()))
+        return super().outcome()
+
+
+def run_restore_job(
+    config: AgentConfig,
+    host: PluginHost,
+    selection: Selection,
+    *,
+    dry_run: bool = False,
+    delivery: Delivery | None = None,
+    qrs_factory: QrsFactory = open_qrs,
+) -> RestoreJobRun:
+    """Give the selected releases back on every site, each under the site's release lock.
+    Never raises (see :func:`agent.restore.run_restore` for what a restore does).
+
+    A live restore first settles what an interrupted release run left in the site's release
+    journal, as a release run does: an allocation whose DELETE a killed run sent is then
+    selectable under that run's id. A dry restore, like a dry release, settles nothing. With
+    ``delivery`` ``None`` a live restore opens one from the config and closes it after.
+
+    The job's result goes to plugins (``sla_job_result``, job ``license_restore``); there is
+    no heartbeat entry: a restore is an admin's one-off command, not a job of
+    ``license-agent run``, whose schedule the heartbeat describes. A mistake the user must fix
+    (certificate files, the state folder) stops the restore before the next site.
+    """
+    sites = config.sites()
+    run = RestoreJobRun(JOB_RESTORE, sites=[s.name for s in sites])
+    with _delivery(run, config, host, delivery, needed=not dry_run) as sink:
+        with _guarded(run):
+            for site in sites if run.error is None else ():
+                if run.config_errors:
+                    break
+                result = _restore_site(run, config, site, selection, sink, dry_run, qrs_factory)
+                if result is not None:
+                    run.results.append(result)
+                    record_run(config.state_dir, result.run_record())
+        return _finish(run, host, sink, None, "restore")
+
+
+def _restore_site(
+    run: RestoreJobRun,
+    config: AgentConfig,
+    site: SiteConfig,
+    selection: Selection,
+    delivery: Delivery | None,
+    dry_run: bool,
+    qrs_factory: QrsFactory,
+) -> RestoreResult | None:
+    with (
+        _site_failures(run, site, "restore"),
+        _locked_client(run, config, site, qrs_factory, "restore") as qrs,
+    ):
+        if qrs is None:
+            return None
+        with (
+            _release_journal(config, site, qrs, None if dry_run else delivery) as released,
+            RestoreJournal.for_site(config.state_dir, site.name) as journal,
+            RunLog.for_site(config.state_dir, site.name) as log,
+        ):
+            try:
+                return run_restore(
+                    site,
+                    qrs,
+                    released,
+                    journal,
+                    selection,
+                    dry_run=dry_run,
+                    delivery=delivery,
+                    known_run=lambda run_id: log.get(run_id) is not None,
+                )
+            except RestoreUsageError as exc:
+                run.nothing_selected[site.name] = str(exc)
+    return None
+
+
+@contextlib.contextmanager
+def _release_journal(
+    config: AgentConfig, site: SiteConfig, qrs: Any, delivery: Delivery | None
+) -> Iterator[SqliteJournal]:
+    """The site's release journal for a restore: settled first (its release events handed to
+    ``delivery``) when there is a delivery, only read in a dry restore."""
+    if delivery is None:
+        with SqliteJournal.for_site(config.state_dir, site.name) as journal:
+            yield journal
+        return
+    with journaled(config, site, qrs, delivery) as (journal, _sink):
+        yield cast(SqliteJournal, journal)  # journaled() opens a SqliteJournal when given none
 
 
 # --------------------------------------------------------------------------- the monitor jobs
@@ -528,7 +662,9 @@ __all__ = [
     "JOB_MONITOR",
     "JOB_NAMES",
     "JOB_RELEASE",
+    "JOB_RESTORE",
     "JobRun",
+    "RestoreJobRun",
     "NothingToRun",
     "jobs_from_config",
     "open_qrs",
@@ -539,4 +675,5 @@ __all__ = [
     "run_collector_job",
     "run_monitor_job",
     "run_release_job",
+    "run_restore_job",
 ]

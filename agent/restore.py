@@ -193,6 +193,17 @@ class RestoreResult:
         counts = self.counts()
         return 1 if (counts[REFUSED] or counts[FAILED] or self.errors) else 0
 
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def error(self) -> str | None:
+        """What needs attention (the job's result and log say it), or ``None``."""
+        counts = self.counts()
+        parts = [f"{counts[state]} {state}" for state in (REFUSED, FAILED) if counts[state]]
+        return "; ".join([*self.errors, *parts]) or None
+
     def run_record(self) -> RunRecord:
         counts = {k: v for k, v in self.counts().items() if v}
         outcome = "ok" if self.exit_code == 0 else "needs attention"
@@ -455,7 +466,8 @@ def run_restore(
     run_id: str | None = None,
     known_run: Callable[[str], bool] | None = None,
 ) -> RestoreResult:
-    """Give the selected releases of ``site`` back. Call it under the site's release lock.
+    """Give the selected releases of ``site`` back. Call it under the site's release lock
+    (:func:`agent.jobs.run_restore_job` does).
 
     :param site: the :class:`agent.config.SiteConfig` (its name and static tags).
     :param release_journal: the site's release journal: what was released, by whom, when.
@@ -474,20 +486,63 @@ def run_restore(
         " (dry run)" if dry_run else "",
         selection.to_dict(),
     )
+    pending = _settle_earlier_restores(qrs, journal, delivery, static_tags, result)
+    chosen = _selected_releases(release_journal, selection, site.name, known_run)
+    latest = _one_per_user(chosen, journal.done(), pending, result)
+    candidates = _check_users(latest, qrs, result)
+    _give_back(candidates, qrs, journal, result, clock, static_tags)
+    _deliver_events(journal, delivery, result)
+    result.finished = clock()
+    counts = {k: v for k, v in result.counts().items() if v}
+    logger.info("restore run {} on {}: {}", result.run_id, site.name, counts or "nothing selected")
+    return result
+
+
+def _settle_earlier_restores(
+    qrs: RestoreQrs,
+    journal: RestoreJournal,
+    delivery: EventSink | None,
+    static_tags: Mapping[str, str],
+    result: RestoreResult,
+) -> set[tuple[str, str]]:
+    """Settle what an interrupted restore left (see :func:`_settle`) and send the restore
+    events it did not hand over. Returns the releases whose earlier POST is still unknown."""
     pending = _settle(qrs, journal, result)
     if delivery is not None:
         _send_pending_events(journal, delivery, static_tags, result)
+    return pending
 
+
+def _selected_releases(
+    release_journal: SqliteJournal,
+    selection: Selection,
+    site: str,
+    known_run: Callable[[str], bool] | None,
+) -> list[JournalEntry]:
+    """The released (or quarantined) allocations of the journal that ``selection`` matches.
+
+    :raises RestoreUsageError: ``--run`` names a run neither the journal nor the run log knows.
+    """
     released = [r.entry for r in release_journal.records(EVENT_STATES)]
     chosen = [entry for entry in released if selection.matches(entry)]
     unknown_run = bool(selection.run_id) and not any(e.run_id == selection.run_id for e in released)
     if unknown_run and not (known_run and known_run(str(selection.run_id))):
         raise RestoreUsageError(
-            f"no run {selection.run_id} on {site.name} in the release journal (see"
+            f"no run {selection.run_id} on {site} in the release journal (see"
             " `license-agent release runs`; the journal keeps released allocations"
             " 30 days)"
         )
-    done = journal.done()
+    return chosen
+
+
+def _one_per_user(
+    chosen: list[JournalEntry],
+    done: set[tuple[str, str, int]],
+    pending: set[tuple[str, str]],
+    result: RestoreResult,
+) -> list[JournalEntry]:
+    """The releases to give back: not restored already, no earlier POST still unknown, and
+    per user and type only the latest release. The others are decided (skipped) here."""
     latest: dict[tuple[str, str], JournalEntry] = {}
     for entry in chosen:
         key = (entry.license_type, entry.allocation_id.lower(), _to_us(entry.at))
@@ -520,7 +575,19 @@ def run_restore(
             latest[owner] = newer
         else:
             latest[owner] = entry
-    candidates = _check_users(list(latest.values()), qrs, result)
+    return list(latest.values())
+
+
+def _give_back(
+    candidates: list[JournalEntry],
+    qrs: RestoreQrs,
+    journal: RestoreJournal,
+    result: RestoreResult,
+    clock: Callable[[], datetime],
+    static_tags: Mapping[str, str],
+) -> None:
+    """Decide each candidate by what its user holds now: skipped (holds one already), what a
+    dry run would do, or restored with one journaled POST."""
     holdings = _current_allocations(candidates, qrs, result)
     available = _available(qrs) if candidates else {}
     for entry in candidates:
@@ -538,28 +605,33 @@ def run_restore(
                     active[0].id,
                 )
             )
-            continue
-        if dry_run:
+        elif result.dry_run:
             result.decisions.append(_would(entry, quarantined, available))
-            continue
-        result.decisions.append(
-            _restore_one(entry, quarantined, available, qrs, journal, result, clock, static_tags)
-        )
-    if result.events and delivery is not None:
-        try:
-            delivery.deliver(result.events)
-        except Exception as exc:
-            result.errors.append(
-                f"restore events could not be handed to delivery: {type(exc).__name__}: {exc};"
-                " they are sent before the next restore"
-            )
-            logger.error("{}", result.errors[-1])
         else:
-            journal.mark_events(result.event_rows)
-    result.finished = clock()
-    counts = {k: v for k, v in result.counts().items() if v}
-    logger.info("restore run {} on {}: {}", result.run_id, site.name, counts or "nothing selected")
-    return result
+            result.decisions.append(
+                _restore_one(
+                    entry, quarantined, available, qrs, journal, result, clock, static_tags
+                )
+            )
+
+
+def _deliver_events(
+    journal: RestoreJournal, delivery: EventSink | None, result: RestoreResult
+) -> None:
+    """Hand this restore's events to the delivery; the journal notes it once it holds them
+    (else they are sent before the next restore)."""
+    if not result.events or delivery is None:
+        return
+    try:
+        delivery.deliver(result.events)
+    except Exception as exc:
+        result.errors.append(
+            f"restore events could not be handed to delivery: {type(exc).__name__}: {exc};"
+            " they are sent before the next restore"
+        )
+        logger.error("{}", result.errors[-1])
+    else:
+        journal.mark_events(result.event_rows)
 
 
 def _settle(

@@ -250,69 +250,30 @@ def run_restore_command(args: argparse.Namespace) -> int:
         selection = Selection(args.run, args.user, since)
     except RestoreUsageError as exc:
         raise ConfigError([str(exc)]) from None
-    sites = sites_or_error(config)
+    sites_or_error(config)
 
-    from agent.journal import JournalError, SqliteJournal
-    from agent.lock import LockBusy, release_lock, site_identity
+    from agent.jobs import run_restore_job
     from agent.plugins import build_plugin_host
-    from agent.qrs import QrsCertificateFileError, QrsClient
     from agent.report import print_restore, write_documents
-    from agent.restore import RestoreJournal, run_restore
-    from agent.runs import RunLog, record_run
 
     host = build_plugin_host(config)
-    delivery = None
-    results = []
-    unknown: list[str] = []
-    code = 0
     try:
-        if not args.dry_run:
-            from agent.delivery import Delivery
-
-            delivery = Delivery.from_config(config, host)
-        for site in sites:
-            try:
-                identity = site_identity(site.qrs.host, site.qrs.port)
-                with (
-                    release_lock(config.state_dir, site.name, identity),
-                    QrsClient(site) as qrs,
-                    SqliteJournal.for_site(config.state_dir, site.name) as release_journal,
-                    RestoreJournal.for_site(config.state_dir, site.name) as journal,
-                    RunLog.for_site(config.state_dir, site.name) as log,
-                ):
-                    result = run_restore(
-                        site,
-                        qrs,
-                        release_journal,
-                        journal,
-                        selection,
-                        dry_run=args.dry_run,
-                        delivery=delivery,
-                        known_run=lambda run_id, log=log: log.get(run_id) is not None,
-                    )
-            except RestoreUsageError as exc:
-                unknown.append(str(exc))
-                continue
-            except QrsCertificateFileError as exc:
-                raise ConfigError([str(exc)]) from None
-            except (LockBusy, JournalError) as exc:
-                print_error(exc)
-                code = 1
-                continue
-            results.append(result)
-            record_run(config.state_dir, result.run_record())
-            print_restore(result)
-            code = max(code, result.exit_code)
-        if unknown and not results and code == 0:
-            raise ConfigError(unknown)
-        if args.report and results:
-            write_documents([r.to_document() for r in results], Path(args.report))
-            print(f"report written to {args.report}")
+        job = run_restore_job(config, host, selection, dry_run=args.dry_run)
     finally:
-        if delivery is not None:
-            delivery.close()
         host.shutdown(config)
-    return code
+    for result in job:
+        print_restore(result)
+    if job.config_errors:
+        raise ConfigError(job.config_errors)
+    problems = ([job.error] if job.error else []) + list(job.failures.values())
+    for why in problems:
+        print_error(why)
+    if job.nothing_selected and not job.results and not problems:
+        raise ConfigError(list(job.nothing_selected.values()))
+    if args.report and job.results:
+        write_documents([r.to_document() for r in job.results], Path(args.report))
+        print(f"report written to {args.report}")
+    return max([1 if problems else 0, *(result.exit_code for result in job)])
 
 
 def list_runs_command(args: argparse.Namespace) -> int:
