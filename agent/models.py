@@ -460,8 +460,10 @@ class _Attribute(msgspec.Struct, gc=False):
 class _UserObject(msgspec.Struct, gc=False):
     """The fields of a ``/qrs/user/full`` object that :class:`User` takes.
 
-    ``tags`` and ``customProperties`` are required lists: QRS always sends both, and a user
-    whose tags are null or absent might be one a tag rule protects, so it cannot be judged.
+    ``tags``, ``customProperties`` and ``attributes`` are required lists: QRS always sends all
+    three, and a user whose tags are null or absent might be one a tag rule protects (whose
+    attributes are null, one a plugin rule on directory groups protects), so it cannot be
+    judged.
     A flag that is null or absent is ``None`` (flag rules then protect the user).
     """
 
@@ -470,11 +472,11 @@ class _UserObject(msgspec.Struct, gc=False):
     userId: str
     tags: list[_Named]
     customProperties: list[_PropertyValue]
+    attributes: list[_Attribute]
     name: str | None = None
     inactive: bool | None = None
     blacklisted: bool | None = None
     removedExternally: bool | None = None
-    attributes: list[_Attribute] | None = None
 
 
 def _allocation(o: _AllocationObject, license_type: str) -> Allocation:

@@ -1,7 +1,7 @@
 """Odd user data from QRS never releases a protected user (issue 13, item 1).
 
 Each case serves, through the simulator over mutual TLS, a user whose protection cannot be read:
-``tags`` or ``customProperties`` null or missing, or the same user twice in one answer with the
+``tags``, ``customProperties`` or ``attributes`` null or missing, or the same user twice in one answer with the
 protection in only one copy. Read as "no tags", any of these would release a user that a tag or
 custom property rule protects. The allocation must be kept with a ``qrsData`` reason, in a dry
 run and in a live one, while a user with ordinary data is still released.
@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from agent.models import Decision
+from agent.hookspecs import hookimpl
+from agent.models import Decision, ReleaseRule
 
 from .helpers import ReleaseHarness, ago, allocation, by_user, release_block, state, user
 
@@ -85,3 +86,49 @@ def test_a_user_whose_protection_cannot_be_read_is_kept(
     else:
         assert alice is Decision.RELEASED and remaining == {"bob"}
     assert not [p for p in harness.delivery.points if p.tags.get("user") == "CORP\\bob"]
+
+
+class _GroupRule:
+    """A third-party rule on the user directory's attributes, as docs/plugins.md shows one:
+    users in the group Finance are never released."""
+
+    @hookimpl
+    def sla_release_rules(self) -> list[ReleaseRule]:
+        def judge(candidates: Any) -> dict[str, str]:
+            return {
+                c.allocation.id: "user is in group Finance"
+                for c in candidates
+                if c.user
+                and any(a.type == "Group" and a.value == "Finance" for a in c.user.attributes)
+            }
+
+        return [ReleaseRule(name="financeGroup", judge=judge)]
+
+
+FINANCE = [{"attributeType": "Group", "attributeValue": "Finance"}]
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry run", "live"])
+@pytest.mark.parametrize("odd", ["null", "missing"])
+def test_a_user_whose_attributes_cannot_be_read_is_kept(
+    harness: ReleaseHarness, odd: str, dry_run: bool
+) -> None:
+    """QRS always sends ``attributes``; read as "no attributes", a null or missing list would
+    lose Bob the protection of a plugin rule on directory groups."""
+    carol = user("carol", attributes=FINANCE)  # protected, and readable
+    bob = user("bob", attributes=None) if odd == "null" else user("bob", _absent=["attributes"])
+    users = [ALICE, bob, carol]
+    harness.start(state(users, professional=[allocation(u, ago(40)) for u in users]))
+    result = harness.run(
+        release_block("", analyzer=False, dry_run=dry_run), extra=[("financeGroup", _GroupRule())]
+    )
+
+    decided = by_user(result)
+    assert decided["CORP\\bob"].decision is Decision.KEPT
+    assert [r.rule for r in decided["CORP\\bob"].reasons] == ["qrsData"]
+    assert "attributes" in decided["CORP\\bob"].reasons[0].reason
+    assert [r.rule for r in decided["CORP\\carol"].reasons] == ["financeGroup"]
+    expected = Decision.WOULD_RELEASE if dry_run else Decision.RELEASED
+    assert decided["CORP\\alice"].decision is expected
+    remaining = {a["user"]["userId"] for a in harness.remaining().values()}
+    assert remaining == ({"alice", "bob", "carol"} if dry_run else {"bob", "carol"})
