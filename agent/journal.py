@@ -272,7 +272,9 @@ class SqliteJournal:
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
             cause = (
-                describe_os_error(exc) if isinstance(exc, OSError) else describe_sqlite_error(exc)
+                describe_os_error(exc)
+                if isinstance(exc, OSError)
+                else describe_sqlite_error(exc, self.path)
             )
             raise JournalError(
                 f"cannot open the release journal {path}: {cause} (check"

@@ -118,7 +118,7 @@ class Outbox:
             ) from None
         except sqlite3.Error as exc:
             raise OutboxError(
-                f"cannot open the outbox {path}: {describe_sqlite_error(exc)} (check"
+                f"cannot open the outbox {path}: {describe_sqlite_error(exc, self.path)} (check"
                 " Butler.licenseAgent.stateDir)"
             ) from None
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,7 @@ from agent.journal import (
     EVENT_STATES,
     EventSink,
     JournalEntry,
+    JournalError,
     SqliteJournal,
     journal_path,
 )
@@ -52,6 +54,7 @@ from agent.models import (
 )
 from agent.release import new_run_id
 from agent.runs import RESTORE, RESTORE_DRY_RUN, RunRecord
+from agent.statedir import sqlite_errors, sqlite_transaction
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -197,6 +200,13 @@ class RestoreResult:
     def ok(self) -> bool:
         return self.exit_code == 0
 
+    def note_error(self, text: str) -> None:
+        """Add ``text`` to :attr:`errors` once: a cause many allocations share (a full disk)
+        is said once, not once per allocation."""
+        if text not in self.errors:
+            self.errors.append(text)
+            logger.error("{}", text)
+
     @property
     def error(self) -> str | None:
         """What needs attention (the job's result and log say it), or ``None``."""
@@ -251,13 +261,21 @@ class RestoreRecord:
 
 
 class RestoreJournal:
-    """The ``restore_journal`` table, in the site's release journal file. Thread-safe."""
+    """The ``restore_journal`` table, in the site's release journal file. Thread-safe.
+
+    Raises :class:`~agent.journal.JournalError` naming the file and the cause (a full disk, a
+    read-only folder) when it cannot be opened or written.
+    """
 
     def __init__(self, path: Path | str, *, clock: Callable[[], datetime] | None = None) -> None:
         self.path = Path(path)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite_errors("open the restore journal", self.path, JournalError):
+            self._open()
+
+    def _open(self) -> None:
         self._db = sqlite3.connect(
             str(self.path), timeout=30, isolation_level=None, check_same_thread=False
         )
@@ -295,10 +313,9 @@ class RestoreJournal:
 
     def intent(self, restore_run_id: str, release: JournalEntry, at: datetime) -> int:
         """Record a POST about to be sent; durable (fsync) before this returns. Its row id."""
-        with self._lock:
+        with self._lock, self._writing():
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with sqlite_transaction(self._db):
                 cursor = self._db.execute(
                     "INSERT INTO restore_journal (restore_run_id, release_run_id, site,"
                     " license_type, resource, released_allocation_id, released_at_us, user,"
@@ -321,16 +338,11 @@ class RestoreJournal:
                         self._now(),
                     ),
                 )
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
             return int(cursor.lastrowid or 0)
 
     def outcome(self, row_id: int, state: str, allocation_id: str = "", detail: str = "") -> None:
         """Record what the POST did (or what QRS showed it did)."""
-        with self._lock:
+        with self._lock, self._writing():
             # Not fsynced: losing it on power loss only means the next restore asks QRS again.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
@@ -340,7 +352,7 @@ class RestoreJournal:
             )
 
     def mark_events(self, row_ids: Sequence[int]) -> None:
-        with self._lock:
+        with self._lock, self._writing():
             self._db.executemany(
                 "UPDATE restore_journal SET event_sent = 1 WHERE id = ?", [(i,) for i in row_ids]
             )
@@ -382,6 +394,9 @@ class RestoreJournal:
 
     def _now(self) -> str:
         return self._clock().astimezone(UTC).isoformat()
+
+    def _writing(self) -> AbstractContextManager[None]:
+        return sqlite_errors("write the restore journal", self.path, JournalError)
 
 
 def _to_us(moment: datetime) -> int:
@@ -631,7 +646,15 @@ def _deliver_events(
         )
         logger.error("{}", result.errors[-1])
     else:
-        journal.mark_events(result.event_rows)
+        _mark_events(journal, result, result.event_rows)
+
+
+def _mark_events(journal: RestoreJournal, result: RestoreResult, row_ids: list[int]) -> None:
+    try:
+        journal.mark_events(row_ids)
+    except JournalError as exc:
+        # Delivered but not noted: sent once more later, where each overwrites itself.
+        result.note_error(f"{exc}; the restore events it could not note are sent again")
 
 
 def _settle(
@@ -667,12 +690,15 @@ def _settle(
         if active:
             new_id = active[0].id
             state = REINSTATED if new_id.lower() == release.allocation_id.lower() else RESTORED
-            journal.outcome(
-                record.row_id, state, new_id, "verified later: QRS lists it for the user"
-            )
+            why = "verified later: QRS lists it for the user"
         else:
-            state = NOT_RESTORED
-            journal.outcome(record.row_id, state, "", "verified later: the POST was not applied")
+            new_id, state, why = "", NOT_RESTORED, "verified later: the POST was not applied"
+        try:
+            journal.outcome(record.row_id, state, new_id, why)
+        except JournalError as exc:  # still open: not tried again before it is recorded
+            pending.add((release.license_type, release.allocation_id.lower()))
+            result.note_error(str(exc))
+            continue
         result.recovered[state] = result.recovered.get(state, 0) + 1
     if result.recovered:
         logger.warning(
@@ -705,7 +731,7 @@ def _send_pending_events(
             f" delivery: {type(exc).__name__}: {exc}"
         )
         return
-    journal.mark_events([r.row_id for r in records])
+    _mark_events(journal, result, [r.row_id for r in records])
     result.recovered["events"] = len(events)
 
 
@@ -837,10 +863,9 @@ def _restore_one(
     at = clock()
     try:
         row_id = journal.intent(result.run_id, entry, at)
-    except (OSError, sqlite3.Error) as exc:
-        return RestoreDecision(
-            entry, FAILED, f"not restored: the restore journal could not record it ({exc})"
-        )
+    except (JournalError, OSError) as exc:
+        result.note_error(f"{exc}; no POST is sent for an allocation it cannot record")
+        return RestoreDecision(entry, FAILED, f"not restored, no POST sent: {exc}")
     try:
         answer = qrs.create_allocation(entry.resource, entry.owner_id)
     except QrsError as exc:
@@ -853,14 +878,14 @@ def _restore_one(
                 else ""
             )
             why = f"{short}QRS refused the allocation: {exc}"
-            journal.outcome(row_id, REFUSED, "", why)
+            _record_outcome(journal, result, row_id, REFUSED, "", why)
             logger.error("restore of {} ({}) refused: {}", entry.user, entry.license_type, why)
             return RestoreDecision(entry, REFUSED, why)
         why = (
             f"the POST's outcome is unknown ({type(exc).__name__}: {exc}); the next restore asks"
             " QRS whether it was applied before trying again"
         )
-        journal.outcome(row_id, FAILED, "", why)
+        _record_outcome(journal, result, row_id, FAILED, "", why)
         logger.error("restore of {} ({}) failed: {}", entry.user, entry.license_type, why)
         return RestoreDecision(entry, FAILED, why)
     new_id = str(answer.get("id", ""))
@@ -876,10 +901,28 @@ def _restore_one(
     )
     if not reinstated and entry.license_type in available:
         available[entry.license_type] -= 1
-    journal.outcome(row_id, state, new_id, why)
+    _record_outcome(journal, result, row_id, state, new_id, why)
     result.events.append(restore_event(entry, new_id, reinstated, result.run_id, at, static_tags))
     result.event_rows.append(row_id)
     return RestoreDecision(entry, state, why, new_id)
+
+
+def _record_outcome(
+    journal: RestoreJournal,
+    result: RestoreResult,
+    row_id: int,
+    state: str,
+    allocation_id: str,
+    detail: str,
+) -> None:
+    """Record what a POST did. When the journal cannot (the disk is full), its row stays an
+    intent: the next restore asks QRS what became of the POST instead of sending it again."""
+    try:
+        journal.outcome(row_id, state, allocation_id, detail)
+    except JournalError as exc:
+        result.note_error(
+            f"{exc}; the next restore asks QRS what became of the POSTs it could not record"
+        )
 
 
 __all__ = [

@@ -19,8 +19,9 @@ from typing import Any
 
 from loguru import logger
 
-from agent.journal import DEFAULT_KEEP_DAYS, journal_path
+from agent.journal import DEFAULT_KEEP_DAYS, JournalError, journal_path
 from agent.models import UTC, Decision, format_qrs_time, parse_qrs_time
+from agent.statedir import sqlite_errors, sqlite_transaction
 
 KEEP_DAYS = DEFAULT_KEEP_DAYS
 
@@ -81,19 +82,24 @@ def release_run_record(result: Any) -> RunRecord:
 
 
 class RunLog:
-    """The ``release_runs`` table of one journal file."""
+    """The ``release_runs`` table of one journal file.
+
+    Raises :class:`~agent.journal.JournalError` naming the file and the cause (a full disk, a
+    read-only folder) when it cannot be opened or written.
+    """
 
     def __init__(self, path: Path | str, *, clock: Callable[[], datetime] | None = None) -> None:
         self.path = Path(path)
         self._clock = clock or (lambda: datetime.now(UTC))
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS release_runs (run_id TEXT PRIMARY KEY, site TEXT NOT NULL,"
-            " kind TEXT NOT NULL, started TEXT NOT NULL, finished TEXT,"
-            " counts TEXT NOT NULL DEFAULT '{}', outcome TEXT NOT NULL DEFAULT '')"
-        )
+        with sqlite_errors("open the run log", self.path, JournalError):
+            self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS release_runs (run_id TEXT PRIMARY KEY,"
+                " site TEXT NOT NULL, kind TEXT NOT NULL, started TEXT NOT NULL, finished TEXT,"
+                " counts TEXT NOT NULL DEFAULT '{}', outcome TEXT NOT NULL DEFAULT '')"
+            )
 
     @classmethod
     def for_site(cls, state_dir: Path, site: str) -> RunLog:
@@ -101,8 +107,10 @@ class RunLog:
 
     def record(self, run: RunRecord) -> None:
         cutoff = format_qrs_time(self._clock() - timedelta(days=KEEP_DAYS))
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with (
+            sqlite_errors("write the run log", self.path, JournalError),
+            sqlite_transaction(self._db),
+        ):
             self._db.execute(
                 "INSERT OR REPLACE INTO release_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -116,11 +124,6 @@ class RunLog:
                 ),
             )
             self._db.execute("DELETE FROM release_runs WHERE started < ?", (cutoff,))
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
 
     def recent(self, limit: int = 20) -> list[RunRecord]:
         """The latest runs, newest first."""
@@ -162,8 +165,8 @@ def record_run(state_dir: Path, run: RunRecord) -> None:
     try:
         with RunLog.for_site(state_dir, run.site) as log:
             log.record(run)
-    except (OSError, sqlite3.Error, ValueError) as exc:
-        logger.warning("run {} could not be added to the run log: {}", run.run_id, exc)
+    except (JournalError, OSError, sqlite3.Error, ValueError) as exc:
+        logger.warning("run {} is missing from `release runs`: {}", run.run_id, exc)
 
 
 __all__ = [

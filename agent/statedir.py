@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -54,14 +55,37 @@ def describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def describe_sqlite_error(exc: sqlite3.Error) -> str:
-    """The cause of an SQLite error in an operator's words, with SQLite's own text."""
+def describe_sqlite_error(exc: sqlite3.Error, file: Path | str | None = None) -> str:
+    """The cause of an SQLite error in an operator's words, with SQLite's own text.
+
+    Opening a database on a full disk fails as an I/O error or "unable to open" (creating its
+    ``-wal``/``-shm`` files fails), not as SQLITE_FULL: given the ``file``, such an error on a
+    disk with almost no free space left is reported as the full disk it is.
+    """
     code = getattr(exc, "sqlite_errorcode", None)
-    cause = _SQLITE_CAUSES.get(code & 0xFF) if isinstance(code, int) else None
+    primary = code & 0xFF if isinstance(code, int) else None
+    cause = _SQLITE_CAUSES.get(primary) if primary is not None else None
     text = str(exc)
     if cause is None and "disk is full" in text:
         cause = "the disk is full"
+    if primary in (_SQLITE_IOERR, _SQLITE_CANTOPEN) and file is not None:
+        free = _free_bytes(Path(file).parent)
+        if free is not None and free < _NEARLY_FULL:
+            cause = f"the disk is full ({free} bytes free)"
     return f"{cause} ({text})" if cause else text
+
+
+_SQLITE_IOERR = 10
+_SQLITE_CANTOPEN = 14
+#: Less free space than this and SQLite cannot create its WAL index (32 KB) or grow a file.
+_NEARLY_FULL = 64 * 1024
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 @contextmanager
@@ -82,6 +106,17 @@ def sqlite_transaction(db: sqlite3.Connection) -> Iterator[None]:
             with suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
         raise
+
+
+@contextmanager
+def sqlite_errors(doing: str, path: Path | str, error: type[Exception]) -> Iterator[None]:
+    """SQLite's failures while ``doing`` (e.g. "write the run log") on the file ``path``,
+    raised as ``error`` with one message naming the file, the cause and the setting."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        cause = describe_sqlite_error(exc, path)
+        raise error(f"cannot {doing} {path}: {cause} ({SETTING})") from exc
 
 
 def _first_file_on(folder: Path) -> Path | None:
@@ -136,5 +171,6 @@ __all__ = [
     "describe_os_error",
     "describe_sqlite_error",
     "prepare_state_dir",
+    "sqlite_errors",
     "sqlite_transaction",
 ]

@@ -4,18 +4,24 @@ result, with the CLI only parsing and printing. Against the simulator over mutua
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.cli import main
 from agent.heartbeat import HEARTBEAT_FILE
 from agent.jobs import JOB_RESTORE, run_restore_job
+from agent.journal import JournalError, journal_path
 from agent.lock import release_lock, site_identity
 from agent.plugins import build_plugin_host, load_config
-from agent.restore import Selection
+from agent.restore import RestoreJournal, Selection
+from agent.runs import RunLog, RunRecord
 from agent.simulator.certs import CertPaths
 from tests.cli.test_run_jobs import RECORDER
 
@@ -125,3 +131,84 @@ def test_the_restore_job_returns_results_per_site_and_never_raises(site: Site) -
         host.shutdown(config)
     assert job.job == JOB_RESTORE and job.ok and len(job) == 1
     assert job[0].counts()["restored"] == len(released)
+
+
+# --------------------------------------------------------------------------- a full disk
+
+
+def limit_pages(db: sqlite3.Connection) -> None:
+    """SQLite refuses to grow the file past its current size: SQLITE_FULL at the next page
+    (as in tests/reliability/test_state_dir.py), on any platform and account."""
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def test_a_restore_journal_that_fills_up_sends_no_post_it_cannot_record(
+    site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 13 item 6: the disk fills up during a restore. Every POST sent has its journal
+    row; the others are not sent; the cause is said once, naming the file; exit 1, no
+    traceback. The next restore gives the rest back, each allocation exactly once."""
+    config = site.config()
+    held_before = holdings(site)
+    run_id, released = applied_run(site, config)
+    opened = RestoreJournal.for_site
+
+    def full(state_dir: Path, name: str) -> RestoreJournal:
+        journal = opened(state_dir, name)
+        limit_pages(journal._db)
+        return journal
+
+    monkeypatch.setattr(RestoreJournal, "for_site", staticmethod(full))
+    capsys.readouterr()
+    assert restore("--run", run_id, "-c", str(config)) == 1
+    out, err = capsys.readouterr()
+    path = journal_path(site.tmp_path, SITE)
+    cause = f"cannot write the restore journal {path}: the disk is full"
+    assert out.count(f"! {cause}") == 1, out
+    assert "no POST is sent for an allocation it cannot record" in out
+    assert "Traceback" not in out + err and "no transaction is active" not in out + err
+    monkeypatch.undo()
+    with RestoreJournal.for_site(site.tmp_path, SITE) as journal:
+        recorded_posts = len(journal.records())
+    assert 0 < posts(site) == recorded_posts < len(released)  # no POST without its row
+
+    assert restore("--run", run_id, "-c", str(config)) == 0
+    assert holdings(site) == held_before
+    events = site.events("qlik_sense_license_restore")
+    assert Counter(e["fields"]["released_allocation_id"] for e in events) == Counter(released)
+
+
+@pytest.mark.parametrize("command", [("restore", "--run", "{run}"), ("--once", "--dry-run")])
+def test_a_run_log_that_fills_up_is_one_warning_and_the_run_stands(
+    command: tuple[str, ...],
+    site: Site,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The run log cannot take the run's row: the run's own exit code stands (its journal rows
+    carry its id, so a restore still finds it), and one warning names the file and the
+    cause."""
+    config = site.config()
+    run_id, released = applied_run(site, config)
+    opened = RunLog.for_site
+
+    def full(state_dir: Path, name: str) -> RunLog:
+        log = opened(state_dir, name)
+        limit_pages(log._db)
+        with contextlib.suppress(JournalError):  # fill the last page with small rows
+            for n in range(5000):
+                log.record(RunRecord(f"f{n}", name, "x", log._clock(), None, {}, ""))
+        return log
+
+    monkeypatch.setattr(RunLog, "for_site", staticmethod(full))
+    capsys.readouterr()
+    args = [part.format(run=run_id) for part in command]
+    assert main(["release", *args, "-c", str(config)]) == 0
+    out, err = capsys.readouterr()
+    path = journal_path(site.tmp_path, SITE)
+    warning = f"is missing from `release runs`: cannot write the run log {path}: the disk is full"
+    assert err.count(warning) == 1, err
+    assert "Traceback" not in out + err and "no transaction is active" not in err
+    if command[0] == "restore":
+        assert posts(site) == len(released)

@@ -29,16 +29,21 @@ from agent.outbox import Outbox, OutboxError
 from agent.plugins import build_plugin_host
 from agent.qrs import QrsClient
 from agent.release import JournalEntry, run_release
+from agent.restore import RestoreJournal
+from agent.runs import RunLog, RunRecord, record_run
 from agent.statedir import StateDirError, prepare_state_dir
 
 from .helpers import (
     NOW,
     build_site,
+    captured_logs,
     config_document,
     deletes,
     journal_entry,
     load,
+    loud,
     present,
+    real_now,
     release_section,
     run_agent,
     write_config,
@@ -260,3 +265,89 @@ def test_no_delete_is_sent_when_the_journal_cannot_record_it(simulator, certs, w
     assert {d.allocation.id for d in failed} == set(site.candidates)
     assert all("the disk is full" in d.reasons[0].reason for d in failed)
     assert not result.ok
+
+
+# --------------------------------------------------------------------------- restore journal, run log
+
+
+def _run(n: int) -> RunRecord:
+    outcome = "needs attention: " + "x" * 300  # rows that fill pages quickly
+    started = real_now()  # the log drops runs older than 30 days by the real clock
+    return RunRecord(f"run-{n:06x}", "127.0.0.1", "release", started, started, {}, outcome)
+
+
+def _until_full(write, what: str) -> JournalError:
+    """Call ``write(n)`` until it raises; the error it raised."""
+    with pytest.raises(JournalError) as error:
+        for n in range(1, 5000):
+            write(n)
+    message = str(error.value)
+    assert message.startswith(f"cannot write the {what} ")
+    assert "no transaction is active" not in message
+    return error.value
+
+
+def _assert_names(error: JournalError, path: Path) -> None:
+    message = str(error)
+    assert str(path) in message and "the disk is full" in message
+    assert "Butler.licenseAgent.stateDir" in message
+
+
+def test_a_disk_that_fills_up_under_the_restore_journal_and_the_run_log_is_named(
+    small_disk,
+) -> None:
+    """Issue 13 item 6 for the restore journal and the run log: a real full disk makes the
+    COMMIT fail with SQLITE_FULL; the error names the file and says the disk is full."""
+    path = small_disk / "release-127.0.0.1.journal.sqlite"
+    journal = RestoreJournal(path)
+    log = RunLog(path)
+    journal.intent("restore-1", _entry(0), NOW)
+    log.record(_run(0))
+    _fill(small_disk)
+    _assert_names(
+        _until_full(lambda n: journal.intent("restore-1", _entry(n), NOW), "restore journal"), path
+    )
+    _assert_names(_until_full(lambda n: log.record(_run(n)), "run log"), path)
+    # Both tables still work once there is space again.
+    (small_disk / "filler").unlink()
+    row = journal.intent("restore-2", _entry(9000), NOW)
+    journal.outcome(row, "restored", "new-id", "QRS allocated a new professional license")
+    log.record(_run(9000))
+    assert log.get(_run(9000).run_id) is not None
+    journal.close()
+    log.close()
+
+
+def test_sqlite_full_in_the_restore_journal_and_the_run_log_is_a_full_disk(tmp_path) -> None:
+    """The same through SQLite's page limit, on any platform and account."""
+    path = tmp_path / "release-127.0.0.1.journal.sqlite"
+    journal = RestoreJournal(path)
+    _full(journal._db)
+    _assert_names(
+        _until_full(lambda n: journal.intent("r", _entry(n), NOW), "restore journal"), path
+    )
+    log = RunLog(path)
+    _full(log._db)
+    _assert_names(_until_full(lambda n: log.record(_run(n)), "run log"), path)
+    journal.close()
+    log.close()
+
+
+def test_a_run_that_cannot_be_logged_is_one_warning_not_an_error(small_disk) -> None:
+    """record_run never raises: the run happened (its journal rows carry its id, so a restore
+    still finds it); one warning names the file and the cause."""
+    state = small_disk / "state"
+    state.mkdir()
+    record_run(state, _run(0))
+    _fill(small_disk)
+    with captured_logs("WARNING") as lines:
+        for n in range(1, 200):
+            record_run(state, _run(n))
+    problems = loud(lines)
+    assert problems, "the run log never filled up"
+    first = problems[0].message
+    # A new connection on a full disk fails to open (SQLite cannot create its WAL index):
+    # that is said as the full disk it is, too.
+    assert "is missing from `release runs`: cannot " in first and " the run log " in first
+    assert "the disk is full" in first and str(state) in first
+    assert "no transaction is active" not in " ".join(line.message for line in problems)
