@@ -387,10 +387,11 @@ def run_restore_job(
     """Give the selected releases back on every site, each under the site's release lock.
     Never raises (see :func:`agent.restore.run_restore` for what a restore does).
 
-    A live restore first settles what an interrupted release run left in the site's release
+    A restore first settles what an interrupted release run left in the site's release
     journal, as a release run does: an allocation whose DELETE a killed run sent is then
-    selectable under that run's id. A dry restore, like a dry release, settles nothing. With
-    ``delivery`` ``None`` a live restore opens one from the config and closes it after.
+    selectable under that run's id, in a dry restore too (which asks QRS, records what it
+    shows and sends nothing). With ``delivery`` ``None`` a live restore opens one from the
+    config and closes it after.
 
     The job's result goes to plugins (``sla_job_result``, job ``license_restore``); there is
     no heartbeat entry: a restore is an admin's one-off command, not a job of
@@ -451,12 +452,9 @@ def _restore_site(
 def _release_journal(
     config: AgentConfig, site: SiteConfig, qrs: Any, delivery: Delivery | None
 ) -> Iterator[SqliteJournal]:
-    """The site's release journal for a restore: settled first (its release events handed to
-    ``delivery``) when there is a delivery, only read in a dry restore."""
-    if delivery is None:
-        with SqliteJournal.for_site(config.state_dir, site.name) as journal:
-            yield journal
-        return
+    """The site's release journal for a restore, settled first: what QRS shows of DELETEs an
+    interrupted run sent is recorded, and their release events go to ``delivery`` (a dry
+    restore has none: they wait for the next live run)."""
     with journaled(config, site, qrs, delivery) as (journal, _sink):
         yield cast(SqliteJournal, journal)  # journaled() opens a SqliteJournal when given none
 

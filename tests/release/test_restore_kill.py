@@ -141,3 +141,87 @@ def test_killed_while_restoring(site: Site) -> None:
     )
     with RestoreJournal(journal_path(site.tmp_path, "127.0.0.1")) as journal:
         assert journal.records(RESTORE_UNRESOLVED) == []
+
+
+def killed_apply(site: Site) -> tuple[Path, Path, str, set[str]]:
+    """Run A applies a plan and is killed after four DELETEs; the one in flight lands. Returns
+    (config, plan, A's run id, what A's DELETEs removed). A wrote no release event and is not
+    in the run log: only its journal rows know its id."""
+    config = site.config(SLOW)
+    plan = site.tmp_path / "plan.json"
+    assert cli("--dry-run", "--report", str(plan), "-c", str(config)) == 0
+    planned = decided(report(plan), "would_release")
+    site.sim.add_fault("DELETE *", "latency", seconds=0.25)
+    proc = spawn("release", "--once", "--apply", str(plan), "-c", str(config), cwd=site.tmp_path)
+    kill_when(proc, lambda: len(planned - site.present()) >= 4, "four deletes")
+    land_in_flight(site)
+    with SqliteJournal(journal_path(site.tmp_path, "127.0.0.1")) as journal:
+        intents = len(journal.records(UNRESOLVED))
+        (run_a,) = {r.entry.run_id for r in journal.records()}
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: site.deletes() >= intents, timeout=3, what="the in-flight DELETE")
+    removed = planned - site.present()
+    assert 4 <= len(removed) < len(planned)
+    assert site.events("qlik_sense_license_release") == []
+    return config, plan, run_a, removed
+
+
+def assert_restored_once(site: Site, config: Path, run_a: str, removed: set[str]) -> None:
+    """``release restore --run A`` gives back exactly what A's DELETEs removed, once, and
+    each of them has exactly one release event, with A's run id."""
+    sent = posts(site)
+    out = site.tmp_path / "restore-a.json"
+    again = run_agent(
+        "release", "restore", "--run", run_a, "-c", str(config), "--report", str(out),
+        cwd=site.tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    decisions = report(out)["decisions"]
+    assert {d["released_allocation_id"] for d in decisions} == removed
+    assert {d["decision"] for d in decisions} == {"restored"}
+    assert posts(site) - sent == len(removed)
+    restored = site.events("qlik_sense_license_restore")
+    assert Counter(e["fields"]["released_allocation_id"] for e in restored) == Counter(removed)
+    assert {e["fields"]["release_run_id"] for e in restored} == {run_a}
+    released = [
+        e for e in site.events("qlik_sense_license_release")
+        if e["fields"]["allocation_id"] in removed
+    ]  # fmt: skip
+    assert Counter(e["fields"]["allocation_id"] for e in released) == Counter(removed)
+    assert {e["fields"]["run_id"] for e in released} == {run_a}
+    # Exactly once: the same restore again sends nothing.
+    repeat = run_agent("release", "restore", "--run", run_a, "-c", str(config), cwd=site.tmp_path)
+    assert repeat.returncode == 0, repeat.stderr
+    assert posts(site) - sent == len(removed)
+    assert len(site.events("qlik_sense_license_restore")) == len(removed)
+
+
+def test_a_killed_run_recovered_by_the_next_one_is_restored_under_its_own_id(site: Site) -> None:
+    """Run A dies with DELETEs sent; run B's journal recovery finds them applied and writes
+    their release events. Those carry A's run id, so `release restore --run A` gives them
+    back (and only them: B's own releases stay released)."""
+    config, plan, run_a, removed = killed_apply(site)
+    run_b = run_agent(
+        "release", "--once", "--apply", str(plan), "-c", str(config), cwd=site.tmp_path
+    )
+    assert run_b.returncode == 0, run_b.stderr
+    released_by_b = site.candidates - removed - site.present()
+    assert released_by_b  # B released the rest under its own id
+    assert_restored_once(site, config, run_a, removed)
+    assert site.present() & released_by_b == set()
+
+
+def test_a_killed_run_is_restorable_before_any_other_release_run(site: Site) -> None:
+    """No release run since A died: the restore settles the release journal itself (as a
+    release run would) before it selects, so `--run A` is not "no run A" and A's removals
+    come back, each with its one release event."""
+    config, _, run_a, removed = killed_apply(site)
+    preview = site.tmp_path / "preview.json"
+    dry = run_agent(
+        "release", "restore", "--run", run_a, "--dry-run", "--report", str(preview),
+        "-c", str(config), cwd=site.tmp_path,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert {d["released_allocation_id"] for d in report(preview)["decisions"]} == removed
+    assert posts(site) == 0 and site.events("qlik_sense_license_release") == []
+    assert_restored_once(site, config, run_a, removed)
