@@ -58,23 +58,32 @@ def land_in_flight(site: Site) -> None:
     site.sim.start()
 
 
-def test_killed_while_applying_a_plan(site: Site) -> None:
+def killed_apply(site: Site) -> tuple[Path, Path, str, set[str]]:
+    """Run A applies a plan and is killed after four DELETEs; the one in flight lands. Returns
+    (config, plan, A's run id, what A's DELETEs removed). A wrote no release event and is not
+    in the run log: only its journal rows know its id."""
     config = site.config(SLOW)
     plan = site.tmp_path / "plan.json"
     assert cli("--dry-run", "--report", str(plan), "-c", str(config)) == 0
     planned = decided(report(plan), "would_release")
     site.sim.add_fault("DELETE *", "latency", seconds=0.25)
-
     proc = spawn("release", "--once", "--apply", str(plan), "-c", str(config), cwd=site.tmp_path)
     kill_when(proc, lambda: len(planned - site.present()) >= 4, "four deletes")
     land_in_flight(site)
     with SqliteJournal(journal_path(site.tmp_path, "127.0.0.1")) as journal:
         intents = len(journal.records(UNRESOLVED))
+        (run_a,) = {r.entry.run_id for r in journal.records()}
     with contextlib.suppress(AssertionError):
         wait_until(lambda: site.deletes() >= intents, timeout=3, what="the in-flight DELETE")
-    gone_before = planned - site.present()
-    assert 4 <= len(gone_before) < len(planned)
-    assert site.events("qlik_sense_license_release") == []  # the dead run delivered nothing
+    removed = planned - site.present()
+    assert 4 <= len(removed) < len(planned)
+    assert site.events("qlik_sense_license_release") == []
+    return config, plan, run_a, removed
+
+
+def test_killed_while_applying_a_plan(site: Site) -> None:
+    config, plan, _, gone_before = killed_apply(site)
+    planned = decided(report(plan), "would_release")
 
     again = run_agent(
         "release", "--once", "--apply", str(plan), "-c", str(config), "--report", "r.json",
@@ -141,29 +150,6 @@ def test_killed_while_restoring(site: Site) -> None:
     )
     with RestoreJournal(journal_path(site.tmp_path, "127.0.0.1")) as journal:
         assert journal.records(RESTORE_UNRESOLVED) == []
-
-
-def killed_apply(site: Site) -> tuple[Path, Path, str, set[str]]:
-    """Run A applies a plan and is killed after four DELETEs; the one in flight lands. Returns
-    (config, plan, A's run id, what A's DELETEs removed). A wrote no release event and is not
-    in the run log: only its journal rows know its id."""
-    config = site.config(SLOW)
-    plan = site.tmp_path / "plan.json"
-    assert cli("--dry-run", "--report", str(plan), "-c", str(config)) == 0
-    planned = decided(report(plan), "would_release")
-    site.sim.add_fault("DELETE *", "latency", seconds=0.25)
-    proc = spawn("release", "--once", "--apply", str(plan), "-c", str(config), cwd=site.tmp_path)
-    kill_when(proc, lambda: len(planned - site.present()) >= 4, "four deletes")
-    land_in_flight(site)
-    with SqliteJournal(journal_path(site.tmp_path, "127.0.0.1")) as journal:
-        intents = len(journal.records(UNRESOLVED))
-        (run_a,) = {r.entry.run_id for r in journal.records()}
-    with contextlib.suppress(AssertionError):
-        wait_until(lambda: site.deletes() >= intents, timeout=3, what="the in-flight DELETE")
-    removed = planned - site.present()
-    assert 4 <= len(removed) < len(planned)
-    assert site.events("qlik_sense_license_release") == []
-    return config, plan, run_a, removed
 
 
 def assert_restored_once(site: Site, config: Path, run_a: str, removed: set[str]) -> None:
