@@ -24,7 +24,8 @@ from pathlib import Path, PureWindowsPath
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from agent.config import AgentConfig, Cert, ConfigQRS, written_path
+from agent.config import AgentConfig, Cert, ConfigQRS
+from agent.config_load import written_path
 
 EXPORT_FOLDER = r"C:\ProgramData\Qlik\Sense\Repository\Exported Certificates\.Local Certificates"
 _EXPORT_HINT = "export the certificates in the QMC: Certificates > Export, PEM format"
@@ -247,7 +248,7 @@ def check_files(config: AgentConfig) -> list[str]:
 
 def connection_security(qrs: ConfigQRS) -> str:
     """What the connection to QRS protects, in words: never "verified" for plain HTTP or an
-    unverified server certificate (:func:`agent.config.config_warnings` says why that is bad)."""
+    unverified server certificate (:func:`agent.config_warnings.config_warnings` says why that is bad)."""
     if not qrs.use_ssl:
         return "plain HTTP: NOT encrypted, no certificates used, server NOT verified"
     if not qrs.reject_unauthorized:

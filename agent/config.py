@@ -1,22 +1,23 @@
-"""Load and validate the YAML configuration: the only module that knows the file's shape.
+"""The models of the config file: the only module that knows the file's shape.
 
 The file is a Butler config (root key ``Butler``): the agent reads ``configQRS``, ``cert``,
 ``influxDb`` and ``qlikSenseLicense`` exactly as Butler documents them, ignores every other
-Butler section, and keeps its own additions under ``Butler.licenseAgent``. Validation is done
-by pydantic models; :func:`load_config` turns every problem into one :class:`ConfigError` that
-lists all of them, each with the key path, the bad value and what is expected.
+Butler section, and keeps its own additions under ``Butler.licenseAgent``. The pydantic models
+here hold the core's keys, the bases plugins build their settings on (``SettingsModel``,
+``ButlerSection``, ``OptionalList``, ...) and the validated result (:class:`AgentConfig`, one
+:class:`SiteConfig` per Sense site). :mod:`agent.config_compose` adds the sections plugins
+declare to these models; :mod:`agent.config_load` reads a file and reports every problem at once
+as one :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import ipaddress
 import os
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PureWindowsPath
@@ -29,31 +30,15 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    TypeAdapter,
-    ValidationError,
     ValidationInfo,
     WithJsonSchema,
-    create_model,
     field_validator,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from agent.config_errors import (
-    close_key,
-    field_in,
-    format_validation_error,
-    ignored_key_warnings,
-    near_miss,
-    short,
-    unwrap_model,
-)
-from agent.config_yaml import YamlError, read_yaml_file
 from agent.models import SettingsSection
 from agent.schedule import SUPPORTED_FORMS, ScheduleError, parse_frequency
-
-ENV_VAR = "LICENSE_AGENT_CONFIG"
-DEFAULT_CONFIG = "config.yaml"
 
 
 class ConfigError(Exception):
@@ -70,6 +55,21 @@ class ConfigError(Exception):
         lines = "\n".join(f"  - {p}" for p in problems)
         noun = "problem" if len(problems) == 1 else "problems"
         super().__init__(f"{len(problems)} configuration {noun}{where}:\n{lines}")
+
+
+def resolve_path(value: str, context: Any) -> Path:
+    """A path from the config: relative ones are taken from the config file's folder.
+
+    Windows-style paths (``C:\\ProgramData\\...``) are kept as written on every OS.
+    """
+    text = value.strip()
+    if PureWindowsPath(text).drive and os.name != "nt":
+        return Path(text)  # a Windows path on a POSIX host: keep it verbatim
+    path = Path(text).expanduser()
+    base = (context or {}).get("base_dir") if isinstance(context, Mapping) else None
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path
 
 
 def _resolve_optional_path(value: Any, info: ValidationInfo) -> Any:
@@ -454,20 +454,19 @@ class ConfigQRS(_Model):
         return DEFAULT_QRS_USER
 
 
-_CERT_HINT = (
+#: Where the certificate files are found; also in the message for a missing `cert` section.
+CERT_HINT = (
     r"found on the Sense server in C:\ProgramData\Qlik\Sense\Repository\Exported Certificates"
     r"\.Local Certificates (or exported in the QMC: Certificates > Export, PEM format)"
 )
 
 
 class Cert(_Model):
-    client_cert: Path = Field(alias="clientCert", description=f"Path of client.pem, {_CERT_HINT}")
+    client_cert: Path = Field(alias="clientCert", description=f"Path of client.pem, {CERT_HINT}")
     client_cert_key: Path = Field(
-        alias="clientCertKey", description=f"Path of client_key.pem, {_CERT_HINT}"
+        alias="clientCertKey", description=f"Path of client_key.pem, {CERT_HINT}"
     )
-    client_cert_ca: Path = Field(
-        alias="clientCertCA", description=f"Path of root.pem, {_CERT_HINT}"
-    )
+    client_cert_ca: Path = Field(alias="clientCertCA", description=f"Path of root.pem, {CERT_HINT}")
 
     @field_validator("client_cert", "client_cert_key", "client_cert_ca", mode="before")
     @classmethod
@@ -919,6 +918,8 @@ class SiteConfig(BaseModel):
 
 
 # --------------------------------------------------------------------------- plugin sections
+# What a config was composed from (agent.config_compose builds the model) and how a value is
+# read by its path: here, because AgentConfig and SiteConfig keep and read them.
 
 
 @dataclass(frozen=True)
@@ -937,150 +938,6 @@ class PluginSection:
     @property
     def path(self) -> str:
         return self.section.path
-
-
-class SectionError(ValueError):
-    """A plugin declared a section the core cannot place; the message says why."""
-
-
-def _python_name(key: str) -> str:
-    # customProperty -> custom_property, influxDb -> influx_db: attribute access stays natural.
-    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()
-    return re.sub(r"\W", "_", name)
-
-
-def _container_of(model: Any, key: str) -> tuple[str, Any]:
-    for name, info in model.model_fields.items():
-        if key in (name, info.alias):
-            sub = unwrap_model(info.annotation)
-            if sub is None:
-                raise SectionError(f"{key} is a value, not a section")
-            return name, sub
-    raise SectionError(f"there is no section {key!r} to put it in")
-
-
-#: The key of a tree node that holds the section declared at that node's own path.
-_OWN = object()
-
-
-def place_sections(root: Any, sections: Sequence[PluginSection]) -> Any:
-    """``root`` (a model class) with each section's model added at its path.
-
-    A section may lie inside another plugin's section (the influxdb plugin's
-    ``serverLicenseMonitor.destination.influxDb`` inside the site license monitor's). Raises
-    :class:`SectionError` for a path that is not below a known section or that names a key the
-    core (or an earlier section) already has.
-    """
-    tree: dict[Any, Any] = {}
-    for owned in sections:
-        node = tree
-        for key in owned.path.split("."):
-            node = node.setdefault(key, {})
-        if _OWN in node:
-            raise SectionError(f"{owned.path} is declared twice")
-        node[_OWN] = owned
-    return _build(root, tree, "")
-
-
-def _build(model: Any, tree: Mapping[Any, Any], prefix: str) -> Any:
-    fields: dict[str, Any] = {}
-    for key, node in tree.items():
-        if key is _OWN:
-            continue
-        where = f"{prefix}{key}"
-        owned: PluginSection | None = node.get(_OWN)
-        inner = {k: v for k, v in node.items() if k is not _OWN}
-        if owned is None:
-            name, sub = _container_of(model, key)
-            fields[name] = _retyped(model.model_fields[name], _build(sub, inner, f"{where}."))
-            continue
-        if field_in(model, key) is not None:
-            raise SectionError(f"{where} is a key of the core, not free for a plugin")
-        if not owned.loaded:
-            # A disabled plugin's key: accepted as written so that the file may keep it
-            # switched off; _plugin_section_problems reports it when it is switched on.
-            fields[_python_name(key)] = (
-                SkipJsonSchema[Any],
-                Field(default=None, alias=key, description=_description(owned)),
-            )
-            continue
-        section_model = owned.section.model
-        if inner:
-            if unwrap_model(section_model) is not section_model:
-                raise SectionError(f"{where} of plugin {owned.plugin} is a value, not a section")
-            section_model = _build(section_model, inner, f"{where}.")
-        fields[_python_name(key)] = _section_field(section_model, key, _description(owned))
-    if not fields:
-        return model
-    return create_model(model.__name__, __base__=model, __module__=model.__module__, **fields)
-
-
-def _section_field(model: Any, key: str, description: str) -> tuple[Any, Any]:
-    """The field of a plugin's section. An empty value (``tag:``) is what the model makes
-    of ``None`` when it accepts it (``OptionalList`` makes an empty list), else ``None``.
-    An absent section holds the model's defaults when it has one for every key (so
-    ``config.butler.influx_db.enable`` reads as it did); ``settings(path)`` still tells it
-    apart (``None``)."""
-    try:
-        empty = TypeAdapter(model).validate_python(None)
-    except (ValidationError, TypeError, ValueError):
-        default = None
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            with contextlib.suppress(ValidationError):
-                default = model()
-        return model | None, Field(default=default, alias=key, description=description)
-    return model, Field(default=empty, alias=key, description=description)
-
-
-def _description(owned: PluginSection) -> str:
-    model = owned.section.model
-    doc = ""
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        doc = (model.__doc__ or "").strip().split("\n\n")[0]  # a list's says nothing
-    for meta in getattr(model, "__metadata__", ()):  # Annotated[..., Field(description=...)]
-        doc = getattr(meta, "description", None) or doc
-    return f"{' '.join(doc.split())} (plugin {owned.plugin})".strip()
-
-
-def _retyped(info: Any, model: Any) -> tuple[Any, Any]:
-    """A field like ``info`` whose section model is now ``model`` (a composed subclass)."""
-    new = copy.copy(info)
-    annotation = info.annotation
-    if isinstance(info.default, BaseModel):
-        new.default = model()
-    if typing.get_origin(annotation) is list:
-        annotation = list[model]
-    elif unwrap_model(annotation) is not annotation:
-        annotation = model | None
-    else:
-        annotation = model
-    new.annotation = annotation
-    return annotation, new
-
-
-@lru_cache(maxsize=32)
-def compose_model(sections: tuple[PluginSection, ...]) -> type[AgentConfig]:
-    """The model of the whole file: the core's keys plus each plugin's section at its path.
-
-    Sites (``Butler.licenseAgent.sites[].qlikSenseLicense``) get the same composed
-    ``qlikSenseLicense`` block as the file.
-    """
-    butler = place_sections(Butler, sections)
-    feature = unwrap_model(butler.model_fields["qlik_sense_license"].annotation)
-    site = _build_with(SiteSettings, "qlik_sense_license", feature)
-    agent = unwrap_model(butler.model_fields["license_agent"].annotation)
-    agent = _build_with(agent, "sites", site)
-    butler = _build_with(butler, "license_agent", agent)
-    return _build_with(AgentConfig, "butler", butler)
-
-
-def _build_with(model: Any, name: str, sub: Any) -> Any:
-    return create_model(
-        model.__name__,
-        __base__=model,
-        __module__=model.__module__,
-        **{name: _retyped(model.model_fields[name], sub)},
-    )
 
 
 def settings_at(block: Any, path: str) -> Any:
@@ -1107,364 +964,9 @@ def _attribute_names(model: type[BaseModel]) -> dict[str, str]:
     return names
 
 
-# --------------------------------------------------------------------------- loading
-
-
-_ENV_RE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def resolve_path(value: str, context: Any) -> Path:
-    """A path from the config: relative ones are taken from the config file's folder.
-
-    Windows-style paths (``C:\\ProgramData\\...``) are kept as written on every OS.
-    """
-    text = value.strip()
-    if PureWindowsPath(text).drive and os.name != "nt":
-        return Path(text)  # a Windows path on a POSIX host: keep it verbatim
-    path = Path(text).expanduser()
-    base = (context or {}).get("base_dir") if isinstance(context, Mapping) else None
-    if not path.is_absolute() and base is not None:
-        path = Path(base) / path
-    return path
-
-
-def _interpolate(node: Any, path: str, problems: list[str], env: Mapping[str, str]) -> Any:
-    """Replace ``${env:NAME}`` in every string; report unset variables by key path."""
-    if isinstance(node, dict):
-        return {
-            k: _interpolate(v, f"{path}.{k}" if path else str(k), problems, env)
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_interpolate(v, f"{path}[{i}]", problems, env) for i, v in enumerate(node)]
-    if isinstance(node, str) and "${env:" in node:
-        for start in re.finditer(r"\$\{env:", node):
-            if not _ENV_RE.match(node, start.start()):
-                problems.append(
-                    f"{path}: '${{env:' must be followed by a variable name and '}}': write"
-                    " ${env:NAME} with a name of letters, digits and '_' (one variable, not"
-                    " nested)"
-                )
-                return node  # as written: reported here, not again as an empty value
-
-        def sub(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if name not in env:
-                problems.append(
-                    f"{path}: environment variable {name} is not set"
-                    f" (set it, or write the value in the file instead of ${{env:{name}}})"
-                )
-                return ""
-            return env[name]
-
-        # One pass: a variable's value is used as it is, never read for ${env:} again.
-        return _ENV_RE.sub(sub, node)
-    return node
-
-
-_BOOL = TypeAdapter(bool)
-
-
-def _is_true(value: Any) -> bool:
-    try:
-        return _BOOL.validate_python(value)
-    except ValidationError:
-        return False  # reported by the model validation
-
-
-def _get(node: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
-def _cross_section_problems(data: Any) -> list[str]:
-    """Rules that span sections, checked on the raw document so they are reported together
-    with every other problem (a model validator would only run once the rest is valid)."""
-    butler = _get(data, "Butler")
-    if not isinstance(butler, dict):
-        return []
-    problems = []
-    enabled = [
-        f"qlikSenseLicense.{name}"
-        for name in ("licenseMonitor", "licenseRelease", "serverLicenseMonitor")
-        if _is_true(_get(butler, "qlikSenseLicense", name, "enable"))
-    ]
-    sites = _get(butler, "licenseAgent", "sites")
-    if enabled and not (isinstance(sites, list) and sites):
-        why = " and ".join(enabled) + (" are" if len(enabled) > 1 else " is") + " enabled"
-        known = [info.alias or name for name, info in Butler.model_fields.items()]
-        if butler.get("configQRS") is None:
-            hint = near_miss("configQRS", butler, known)
-            problems.append(
-                f"Butler.configQRS: required key is missing{hint}; needed because {why}: add host"
-                " (the Sense central node), port (4242) and headers.static with X-Qlik-User"
-            )
-        if butler.get("cert") is None:
-            hint = near_miss("cert", butler, known)
-            problems.append(
-                f"Butler.cert: required key is missing{hint}; needed because {why}: add clientCert,"
-                " clientCertKey and clientCertCA, the paths of client.pem, client_key.pem and"
-                f" root.pem {_CERT_HINT}"
-            )
-    influx = butler.get("influxDb")
-    if isinstance(influx, dict) and _is_true(influx.get("enable")):
-        version = influx.get("version", 1)
-        needed = {2: ("org", "bucket", "token"), 3: ("database", "token")}.get(version, ())
-        what = {
-            "org": "the organization that owns the bucket",
-            "bucket": "the bucket to write to",
-            "database": "the database to write to",
-            "token": "an API token with write access; ${env:INFLUX_TOKEN} keeps it out of the file",
-        }
-        for key in needed:
-            value = influx.get(key)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                problems.append(
-                    f"Butler.influxDb.{key}: required key is missing for InfluxDB version"
-                    f" {version}; {what[key]}"
-                )
-    return problems
-
-
-#: Keys whose values are paths, for messages that show the path as the user wrote it.
-_PATH_KEYS = (
-    ("cert", "clientCert"),
-    ("cert", "clientCertKey"),
-    ("cert", "clientCertCA"),
-    ("influxDb", "caCert"),
-    ("licenseAgent", "logging", "file"),
-    ("licenseAgent", "stateDir"),
-    ("licenseAgent", "destinations", "sqlite", "path"),
-)
-
-
-def _written_paths(data: Any) -> dict[str, str]:
-    written = {}
-    for keys in _PATH_KEYS:
-        value = _get(data, "Butler", *keys)
-        if isinstance(value, str) and value.strip():
-            written["Butler." + ".".join(keys)] = value.strip()
-    return written
-
-
-def parse_config(
-    data: Any,
-    *,
-    source: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    sections: Sequence[PluginSection] = (),
-) -> AgentConfig:
-    """Validate an already-parsed YAML document. Raises :class:`ConfigError` with all problems.
-
-    ``sections`` are the settings the loaded plugins declared (see
-    :func:`agent.plugins.parse_config`, which loads the plugins the file enables and passes
-    them); without them only the core's keys are known. Pure: no file is opened (see
-    :func:`agent.certificates.check_files` for the certificate files).
-    """
-    label = str(source) if source else None
-    if not isinstance(data, dict) or "Butler" not in data:
-        if data is None:
-            found = "an empty document"
-        elif isinstance(data, dict):
-            found = f"top-level keys {sorted(map(str, data))}"
-            close = close_key("Butler", [str(k) for k in data], cutoff=0.75)
-            if close:
-                found += f" (did you mean 'Butler' for {close!r}?)"
-        else:
-            found = short(data)
-        raise ConfigError(
-            [f"the root key must be 'Butler' (as in a Butler config file); found {found}"], label
-        )
-    problems: list[str] = []
-    data = _interpolate(data, "", problems, os.environ if env is None else env)
-    base_dir = source.parent if source else Path.cwd()
-    try:
-        model = compose_model(tuple(sections))
-    except SectionError as exc:
-        raise ConfigError([f"a plugin's settings cannot be placed: {exc}"], label) from None
-    config: AgentConfig | None = None
-    try:
-        config = model.model_validate(data, context={"base_dir": base_dir})
-    except ValidationError as exc:
-        problems.extend(
-            format_validation_error(
-                exc, data, model, unknown_key_hint=_unknown_key_hint(sections), top="Butler"
-            )
-        )
-    problems.extend(_cross_section_problems(data))
-    problems.extend(_plugin_section_problems(data, sections))
-    warnings = ignored_key_warnings(data, model)
-    if problems or config is None:
-        raise ConfigError(problems, label, warnings=warnings)
-    config = config.model_copy(update={"source": source})
-    config._load_warnings = tuple(warnings)
-    config._written_paths = _written_paths(data)
-    config._sections = tuple(sections)
-    return config
-
-
-#: The sections whose keys belong to plugins: an unknown key there is a plugin that is not
-#: loaded (or a typo), and the message says so.
-def _unknown_key_hint(sections: Sequence[PluginSection]) -> Callable[[tuple[Any, ...], Any], str]:
-    def hint(loc: tuple[Any, ...], model: Any) -> str:
-        if not isinstance(model, type) or not issubclass(model, PluginSlot):
-            return ""
-        return (
-            "no loaded plugin reads it (is the plugin that owns it installed, and not in"
-            " Butler.licenseAgent.plugins.disable? `license-agent plugins` lists them); "
-        )
-
-    return hint
-
-
-def read_document(path: str | os.PathLike[str] | None = None) -> tuple[Path, Any, list[str]]:
-    """The config file's path (``path``, else ``$LICENSE_AGENT_CONFIG``, else
-    ``./config.yaml``), its parsed YAML, and the problems found while reading it (repeated
-    keys), to report together with every other problem. Raises :class:`ConfigError`."""
-    chosen = Path(path) if path else Path(os.environ.get(ENV_VAR) or DEFAULT_CONFIG)
-    try:
-        document = read_yaml_file(chosen)
-    except FileNotFoundError:
-        raise ConfigError(
-            [
-                f"config file {chosen} not found; pass --config FILE, set {ENV_VAR},"
-                f" or create {DEFAULT_CONFIG} (start from config.example.yaml)"
-            ]
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"cannot read config file {chosen}: {exc}"]) from None
-    except YamlError as exc:
-        raise ConfigError([f"{chosen}: {problem}" for problem in exc.problems]) from None
-    return chosen.resolve(), document.data, list(document.problems)
-
-
-def with_reading_problems(problems: Sequence[str], parse: Callable[[], AgentConfig]) -> AgentConfig:
-    """``parse()``, with the problems found while reading the file reported together with
-    those of the validation (repeated keys are reported with every other problem)."""
-    try:
-        config = parse()
-    except ConfigError as exc:
-        raise ConfigError([*problems, *exc.problems], exc.source, warnings=exc.warnings) from None
-    if problems:
-        raise ConfigError(list(problems), str(config.source) if config.source else None)
-    return config
-
-
-def load_config(
-    path: str | os.PathLike[str] | None = None, *, sections: Sequence[PluginSection] = ()
-) -> AgentConfig:
-    """Read and validate a config file with the core's keys and ``sections`` (use
-    :func:`agent.plugins.load_config` to get the sections of the plugins the file enables)."""
-    source, data, problems = read_document(path)
-    return with_reading_problems(
-        problems, lambda: parse_config(data, source=source, sections=sections)
-    )
-
-
-def plugin_loading(
-    data: Any, *, source: Path | None = None, env: Mapping[str, str] | None = None
-) -> PluginSettings:
-    """``Butler.licenseAgent.plugins`` alone: which plugins to load, before the rest of the
-    file can be validated (its model depends on them). Mistakes here give the defaults; the
-    full validation reports them."""
-    raw = _get(data, "Butler", "licenseAgent", "plugins")
-    if not isinstance(raw, dict):
-        return PluginSettings()
-    raw = _interpolate(raw, "", [], os.environ if env is None else env)
-    base_dir = source.parent if source else Path.cwd()
-    try:
-        return PluginSettings.model_validate(raw, context={"base_dir": base_dir})
-    except ValidationError:
-        return PluginSettings()
-
-
-def _is_off(value: Any, owned: PluginSection) -> bool:
-    """Whether a raw value leaves a plugin's section switched off: empty, ``Ignore`` (the
-    flag rules), or a section whose ``enable`` is false (also by default)."""
-    if value is None or value is False or value == [] or value == {}:
-        return True
-    if isinstance(value, str):
-        return value.strip().lower() == "ignore"
-    if isinstance(value, dict):
-        if "enable" in value:
-            return not _is_true(value["enable"])
-        model = owned.section.model
-        info = field_in(model, "enable") if isinstance(model, type) else None
-        return info is not None and info.default is False
-    return False
-
-
-def _plugin_section_problems(data: Any, sections: Sequence[PluginSection]) -> list[str]:
-    """Keys of plugins that are disabled, and keys a site overrides that it may not."""
-    problems = []
-    sites = _get(data, "Butler", "licenseAgent", "sites")
-    sites = sites if isinstance(sites, list) else []
-    for owned in sections:
-        keys = owned.path.split(".")
-        places = [(f"Butler.{owned.path}", _get(data, "Butler", *keys))]
-        if keys[0] == "qlikSenseLicense":
-            for i, site in enumerate(sites):
-                at = f"Butler.licenseAgent.sites[{i}].{owned.path}"
-                value = _get(site, *keys)
-                if value is not None and not owned.section.per_site and owned.loaded:
-                    problems.append(
-                        f"{at}: cannot differ per site (plugin {owned.plugin} reads it once for"
-                        f" every site); set it in Butler.{owned.path}"
-                    )
-                places.append((at, value))
-        if owned.loaded:
-            continue
-        for at, value in places:
-            if not _is_off(value, owned):
-                problems.append(
-                    f"{at} is set, but its plugin {owned.plugin} is disabled in"
-                    " Butler.licenseAgent.plugins.disable, so nothing would read it (a rule"
-                    " would be skipped); enable the plugin, or remove the key"
-                )
-    return problems
-
-
-# --------------------------------------------------------------------------- after loading
-
-
-def written_path(config: AgentConfig, key: str, resolved: Path | None) -> str:
-    """A path for a message: as the user wrote it, plus the resolved path when they differ."""
-    written = config._written_paths.get(key)
-    if resolved is None:
-        return written or "(not set)"
-    if written is None or written == str(resolved):
-        return str(resolved)
-    return f"{written} (resolved to {resolved})"
-
-
-#: The JSON Schema shipped for editors; regenerate with ``python -m agent.config_schema``.
-SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.json"
-
-
-def json_schema(sections: Sequence[PluginSection] = ()) -> dict[str, Any]:
-    """The JSON Schema of the config file with the core's keys and ``sections`` (aliases as
-    keys); :func:`agent.plugins.json_schema` passes the loaded plugins' sections."""
-    schema = compose_model(tuple(sections)).model_json_schema(by_alias=True)
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://example.invalid/sense-license-agent/config.schema.json",
-        "title": "sense-license-agent configuration (a Butler config file)",
-        "description": "Keys the agent reads from a Butler config. Other Butler sections are"
-        " allowed and ignored. Generated from agent/config.py and the settings of the plugins;"
-        " do not edit by hand.",
-        **{k: v for k, v in schema.items() if k not in ("title", "description")},
-    }
-
-
 __all__ = [
     "AgentConfig",
     "ConfigError",
     "ScheduleError",
     "SiteConfig",
-    "json_schema",
-    "load_config",
-    "parse_config",
 ]

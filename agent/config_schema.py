@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from agent.config import SCHEMA_PATH
+from agent.config_compose import SCHEMA_PATH
 from agent.plugins import json_schema
 
 FIX_COMMAND = "python -m agent.config_schema"

@@ -3,8 +3,9 @@
 Built-in plugins are the modules listed in :data:`DEFAULT_PLUGINS`, the one place where the core
 names concrete plugins. Loading the config starts here (:func:`load_config`): the file's
 ``Butler.licenseAgent.plugins`` says which plugins to load, their ``sla_settings`` say which keys
-they own, and :mod:`agent.config` validates the file against the model composed from both. Third-party plugins come from the entry-point group
-``sense_license_agent`` and from ``*.py`` files in the folders of
+they own, and :mod:`agent.config_load` validates the file against the model
+:mod:`agent.config_compose` composes from both. Third-party plugins come from the entry-point
+group ``sense_license_agent`` and from ``*.py`` files in the folders of
 ``Butler.licenseAgent.plugins.paths``. Each external plugin is loaded inside its own
 ``try``: one that fails is reported by name and the agent carries on (unless ``strict``).
 
@@ -31,8 +32,7 @@ from typing import Any, TypeVar
 import pluggy
 from loguru import logger
 
-from agent import config as config_module
-from agent import hookspecs
+from agent import config_compose, config_load, hookspecs
 from agent.config import AgentConfig, ConfigError, PluginSection, PluginSettings, SiteConfig
 from agent.models import (
     FEATURE_ALERT,
@@ -521,19 +521,19 @@ def parse_config(
     extra: Sequence[tuple[str, object]] = (),
 ) -> AgentConfig:
     """Load the plugins a parsed config document enables, then validate the document against
-    the core's keys and the settings those plugins declare (:func:`agent.config.parse_config`).
+    the core's keys and the settings those plugins declare (:func:`agent.config_load.parse_config`).
 
     The returned config keeps the plugin host (see :func:`build_plugin_host`). Raises
     :class:`~agent.config.ConfigError` for every mistake, also a plugin that fails to load
     while ``Butler.licenseAgent.plugins.strict`` is set.
     """
-    settings = config_module.plugin_loading(data, source=source, env=env)
+    settings = config_load.plugin_loading(data, source=source, env=env)
     host = PluginHost()
     try:
         _load(host, settings, extra)
     except PluginLoadError as exc:
         raise ConfigError([str(exc)], str(source) if source else None) from None
-    config = config_module.parse_config(
+    config = config_load.parse_config(
         data, source=source, env=env, sections=host.settings_sections()
     )
     config._plugin_host = host
@@ -545,8 +545,8 @@ def load_config(
 ) -> AgentConfig:
     """Read a config file (``path``, else ``$LICENSE_AGENT_CONFIG``, else ``./config.yaml``)
     and validate it with the plugins it enables (see :func:`parse_config`)."""
-    source, data, problems = config_module.read_document(path)
-    return config_module.with_reading_problems(
+    source, data, problems = config_load.read_document(path)
+    return config_load.with_reading_problems(
         problems, lambda: parse_config(data, source=source, extra=extra)
     )
 
@@ -580,4 +580,4 @@ def json_schema(config: AgentConfig | None = None) -> dict[str, Any]:
     """The config file's JSON Schema with the settings of ``config``'s plugins (third-party
     ones included), or of the built-in plugins without a config."""
     sections = config.plugin_sections if config is not None else builtin_sections()
-    return config_module.json_schema(sections)
+    return config_compose.json_schema(sections)

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.config import DEFAULT_CONFIG, ENV_VAR, AgentConfig, ConfigError, SiteConfig
+from agent.config import AgentConfig, ConfigError, SiteConfig
+from agent.config_load import DEFAULT_CONFIG, ENV_VAR
 from agent.logging import mask_secrets
 from agent.plugins import load_config
 from agent.text import CELL_WIDTH, printable, printable_lines

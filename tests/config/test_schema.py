@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from agent.config import SCHEMA_PATH
+from agent.config_compose import SCHEMA_PATH
 from agent.config_schema import FIX_COMMAND, render
 from agent.plugins import json_schema
 

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from agent.config import ConfigError, compose_model
+from agent.config import ConfigError
+from agent.config_compose import compose_model
 from agent.config_yaml import (
     MAX_ALIASES,
     MAX_DEPTH,

@@ -1,7 +1,7 @@
 """Fuzz the config loader: whatever the YAML, the result is a usable config or a ConfigError.
 
 Random YAML documents, random mutations of ``config.example.yaml`` (as data and as text) go
-through :func:`agent.config.parse_config` / :func:`agent.config.load_config` and through
+through :func:`agent.plugins.parse_config` / :func:`agent.plugins.load_config` and through
 ``license-agent config check``. A valid result must also survive what the agent does with a
 config at start (jobs, warnings, sites, destinations); an invalid one must be one
 :class:`ConfigError` (exit code 2), never another exception or a traceback.
