@@ -363,11 +363,13 @@ def test_parse_user_reads_the_attributes_rules_can_use():
         {**base, "attributes": [{"attributeType": "Group", "attributeValue": "Qlik Admins"}]}
     )
     assert user.attributes == (UserAttribute("Group", "Qlik Admins"),)
-    assert parse_user({**base, "attributes": None}).attributes == ()
-    assert parse_user(base).attributes == ()
-    for bad in ("Group", [{"attributeValue": "x"}], [42]):
+    assert parse_user({**base, "attributes": []}).attributes == ()
+    # Null or missing is not "no attributes": a rule on them could not judge the user.
+    for bad in ("Group", None, [{"attributeValue": "x"}], [42]):
         with pytest.raises(QrsDataError, match="attribute"):
             parse_user({**base, "attributes": bad})
+    with pytest.raises(QrsDataError, match="attributes"):
+        parse_user(base)
 
 
 def test_the_example_rules_judge_deleted_users_by_owner_only(webhook_plugin):
