@@ -214,7 +214,7 @@ def parse_config(
         )
     problems.extend(_cross_section_problems(data))
     problems.extend(_plugin_section_problems(data, sections))
-    warnings = ignored_key_warnings(data, model)
+    warnings = ignored_key_warnings(data, model) + _unused_shared_sections(data, sections)
     if problems or config is None:
         raise ConfigError(problems, label, warnings=warnings)
     config = config.model_copy(update={"source": source})
@@ -315,6 +315,19 @@ def _is_off(value: Any, owned: PluginSection) -> bool:
     return False
 
 
+def _unused_shared_sections(data: Any, sections: Sequence[PluginSection]) -> list[str]:
+    """Butler's shared sections that are switched on while the agent's plugin for them is
+    disabled: fine (Butler reads them), but the admin should know the agent does not."""
+    return [
+        f"Butler.{owned.path}: not used by the agent, its plugin {owned.plugin} is disabled in"
+        " Butler.licenseAgent.plugins.disable (Butler's own features still read it)"
+        for owned in sections
+        if not owned.loaded
+        and owned.section.shared_with_butler
+        and not _is_off(_get(data, "Butler", *owned.path.split(".")), owned)
+    ]
+
+
 def _plugin_section_problems(data: Any, sections: Sequence[PluginSection]) -> list[str]:
     """Keys of plugins that are disabled, and keys a site overrides that it may not."""
     problems = []
@@ -333,7 +346,7 @@ def _plugin_section_problems(data: Any, sections: Sequence[PluginSection]) -> li
                         f" every site); set it in Butler.{owned.path}"
                     )
                 places.append((at, value))
-        if owned.loaded:
+        if owned.loaded or owned.section.shared_with_butler:
             continue
         for at, value in places:
             if not _is_off(value, owned):

@@ -286,11 +286,17 @@ class SettingsSection:
         there. The core validates the file against it and reports mistakes with the key path.
     :param per_site: whether an entry of ``Butler.licenseAgent.sites`` may override it (only
         keys below ``qlikSenseLicense`` can be overridden per site).
+    :param shared_with_butler: a section of Butler's own that Butler's other features read too
+        (``influxDb``, ``mqttConfig``, ``webhookNotification``): connection settings, not a
+        switch. With the plugin disabled it stays in a shared Butler file without error (the
+        agent only notes that it does not use it); the keys that switch the plugin's work on
+        (``...destination.influxDb.enable``) remain errors.
     """
 
     path: str
     model: Any
     per_site: bool = True
+    shared_with_butler: bool = False
 
     @property
     def name(self) -> str:

@@ -31,8 +31,9 @@ SERVER_LICENSE_PATH = "qlikSenseLicense.serverLicenseMonitor"
 @hookimpl
 def sla_settings() -> list[SettingsSection]:
     return [
-        SettingsSection(path=MQTT_PATH, model=MqttConfig, per_site=False),
-        SettingsSection(path=WEBHOOK_PATH, model=WebhookNotification, per_site=False),
+        # Butler's own sections: a shared Butler file keeps them when this plugin is disabled.
+        SettingsSection(MQTT_PATH, MqttConfig, per_site=False, shared_with_butler=True),
+        SettingsSection(WEBHOOK_PATH, WebhookNotification, per_site=False, shared_with_butler=True),
     ]
 
 

@@ -162,7 +162,8 @@ FEATURE_PATHS = {
 @hookimpl
 def sla_settings() -> list[SettingsSection]:
     # The server is shared by every site; a site may change a feature's tags.
-    return [SettingsSection(SERVER, InfluxDb, per_site=False)] + [
+    # Butler's own influxDb section: a shared Butler file keeps it when this plugin is disabled.
+    return [SettingsSection(SERVER, InfluxDb, per_site=False, shared_with_butler=True)] + [
         SettingsSection(path, FeatureInfluxDb) for path in FEATURE_PATHS.values()
     ]
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from agent.cli import main
 from agent.models import format_qrs_time
@@ -168,3 +169,49 @@ def test_a_license_type_or_destination_of_a_disabled_plugin_is_an_error(
     assert (
         "Butler.licenseAgent.destinations.sqlite is set, but its plugin sqlite is disabled" in err
     )
+
+
+def _shared_butler_file(harness: ReleaseHarness, disable: str, feature_influx: bool) -> Path:
+    """A Butler file shared with Butler: its own influxDb and mqttConfig switched on."""
+    agent = f"plugins:\n  disable: [{disable}]"
+    data = yaml.safe_load(
+        config_text(release_block("", analyzer=False), **harness.config_options(agent))
+    )
+    butler = data["Butler"]
+    butler["influxDb"] = {"enable": True, "hostIP": "127.0.0.1", "hostPort": 8086}
+    butler["mqttConfig"] = {"enable": True, "brokerHost": "127.0.0.1", "brokerPort": 1883}
+    monitor = butler["qlikSenseLicense"].setdefault("licenseMonitor", {})
+    monitor["destination"] = {"influxDb": {"enable": feature_influx}}
+    path = harness.tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_butlers_own_sections_stay_in_a_shared_file_when_their_plugins_are_disabled(
+    harness: ReleaseHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``influxDb`` and ``mqttConfig`` are Butler's connection settings, which Butler itself
+    reads: an admin who disables the agent's plugins for them must not have to remove them.
+    The agent says it does not use them, and runs."""
+    harness.start(state([user("alice")], professional=[allocation(user("alice"), ago(40))]))
+    config = _shared_butler_file(harness, "influxdb, alert_channels", feature_influx=False)
+    assert main(["config", "check", str(config)]) == 0
+    out = capsys.readouterr().out
+    for section, plugin in (("influxDb", "influxdb"), ("mqttConfig", "alert_channels")):
+        assert f"Butler.{section}: not used by the agent, its plugin {plugin} is disabled" in out
+    assert _dry_run(config, harness.tmp_path / "report.json") == 0
+
+
+def test_sending_to_influxdb_with_its_plugin_disabled_is_still_an_error(
+    harness: ReleaseHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The key that switches the agent's writing on is the plugin's, not Butler's.
+    harness.start(state([user("alice")]))
+    config = _shared_butler_file(harness, "influxdb", feature_influx=True)
+    assert main(["config", "check", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "Butler.qlikSenseLicense.licenseMonitor.destination.influxDb is set, but its plugin"
+        " influxdb is disabled"
+    ) in err
+    assert "Butler.influxDb is set" not in err
