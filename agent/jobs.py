@@ -34,9 +34,16 @@ from agent.models import (
 )
 from agent.monitor import MonitorResult, collect, run_monitor
 from agent.qrs import QrsCertificateFileError, QrsClient
-from agent.release import PlannedSet, Progress, ReleaseResult, run_release
+from agent.release import PlannedSet, Progress, ReleaseResult, new_run_id, run_release
 from agent.restore import RestoreJournal, RestoreResult, RestoreUsageError, Selection, run_restore
-from agent.runs import RunLog, record_run, release_run_record
+from agent.runs import (
+    LoggedRun,
+    RunLog,
+    record_run,
+    release_kind,
+    release_run_record,
+    started_run,
+)
 from agent.schedule import Frequency, RunLoop, parse_frequency, scheduled_jobs
 
 if TYPE_CHECKING:
@@ -293,7 +300,6 @@ def run_release_job(
                 )  # fmt: skip
                 if result is not None:
                     run.results.append(result)
-                    record_run(config.state_dir, release_run_record(result))
                     _log_release(result)
         return _finish(run, host, sink, heartbeat, "release")
 
@@ -319,6 +325,11 @@ def _release_site(
     ):
         if qrs is None:
             return None
+        # Logged when it starts, under the lock: a run killed before it ends is still listed
+        # by `release runs` (as interrupted), so its id can be given to `release restore`.
+        kind = release_kind(dry, planned is not None)
+        logged = LoggedRun(config.state_dir, started_run(new_run_id(), site.name, kind, _utc_now()))
+        logged.start()
         # A dry run deletes nothing: no journal (a real run settles it later).
         settle = (
             contextlib.nullcontext((journal, delivery))
@@ -326,7 +337,7 @@ def _release_site(
             else journaled(config, site, qrs, delivery, journal)
         )
         with settle as (site_journal, sink):
-            return run_release(
+            result = run_release(
                 config,
                 site,
                 host,
@@ -337,8 +348,12 @@ def _release_site(
                 now=now,
                 progress=progress,
                 should_stop=should_stop,
+                run_id=logged.run.run_id,
                 planned=planned,
             )
+        # Still under the lock: `release runs` never sees the lock free and the row running.
+        logged.finish(release_run_record(result))
+        return result
     return None
 
 
@@ -432,6 +447,9 @@ def _restore_site(
             RestoreJournal.for_site(config.state_dir, site.name) as journal,
             RunLog.for_site(config.state_dir, site.name) as log,
         ):
+            # A release run still `running` in the log died (this restore holds the lock).
+            with contextlib.suppress(JournalError):
+                log.settle(site.name)
             try:
                 return run_restore(
                     site,

@@ -683,6 +683,21 @@ class SqliteJournal:
         ).fetchall()
         return [_record(row) for row in rows]
 
+    def run_counts(self, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Rows per state of each of these runs (a run that sent no DELETE is absent)."""
+        if not run_ids:
+            return {}
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT run_id, state, COUNT(*) FROM release_journal"
+                f" WHERE run_id IN ({_marks(run_ids)}) GROUP BY run_id, state",
+                tuple(run_ids),
+            ).fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        for run_id, state, n in rows:
+            counts.setdefault(run_id, {})[state] = int(n)
+        return counts
+
     def counts(self) -> dict[str, int]:
         """Rows per state."""
         with self._lock:

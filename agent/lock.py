@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+from loguru import logger
 
 from agent.statedir import prepare_state_dir
 
@@ -108,7 +109,68 @@ def release_lock(state_dir: Path, site: str, identity: str | None = None) -> Ite
         prepare_state_dir(Path(state_dir))
         path = lock_path(state_dir, site)
         stack.enter_context(_hold(path, f"site {site}", state_dir))
+        stack.enter_context(_in_progress(site, in_progress_path(state_dir, site)))
         yield path
+
+
+#: How long a run that holds the state lock waits for a ``release runs`` that is looking at
+#: the in-progress marker (it holds it for a moment only).
+IN_PROGRESS_WAIT = 10.0
+
+
+def in_progress_path(state_dir: Path, site: str) -> Path:
+    """The marker that the holder of ``site``'s state lock keeps locked while it runs."""
+    return lock_path(state_dir, site).with_suffix(".running.lock")
+
+
+@contextmanager
+def _in_progress(site: str, marker: Path) -> Iterator[None]:
+    """Keep the in-progress marker locked (see :func:`release_in_progress`).
+
+    The run already holds the state lock, so it may wait: the only other taker is a reader
+    that looks for a moment. A marker that cannot be taken does not stop the run (it only
+    tells ``release runs`` whether a run is alive); it is logged.
+    """
+    lock = FileLock(str(marker), timeout=IN_PROGRESS_WAIT, thread_local=False)
+    try:
+        lock.acquire()
+    except (Timeout, OSError) as exc:
+        logger.warning(
+            "release run on site {}: cannot take {} ({}); `release runs` may show this run as"
+            " interrupted while it runs",
+            site,
+            marker,
+            exc,
+        )
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def release_in_progress(state_dir: Path, site: str) -> bool | None:
+    """Whether a live process holds ``site``'s release lock in this state folder (a release run
+    or a restore), asked without getting in its way; ``None`` when it cannot be told.
+
+    The state lock cannot be asked: taking it even for a moment would make a run that starts
+    in that moment refuse to run (it does not wait for it). The marker beside it is held for
+    the same time, and a run waits for it; the OS frees it when the process dies, even by
+    SIGKILL, so "not held" means no run of this site is alive.
+    """
+    marker = in_progress_path(state_dir, site)
+    if not marker.exists():
+        return False
+    lock = FileLock(str(marker), timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    except OSError:
+        return None
+    lock.release()
+    return False
 
 
 @contextmanager

@@ -281,15 +281,14 @@ def list_runs_command(args: argparse.Namespace) -> int:
     import json
 
     from agent.report import runs_table
-    from agent.runs import RunLog
+    from agent.runs import recent_runs
     from agent.text import json_safe
 
     config = load_config_for(args)
     assert config is not None
     records = []
     for site in sites_or_error(config):
-        with RunLog.for_site(config.state_dir, site.name) as log:
-            records.extend(log.recent(max(1, args.limit)))
+        records.extend(recent_runs(config.state_dir, site.name, max(1, args.limit)))
     if args.json:
         print(json_safe(json.dumps([r.to_dict() for r in records], indent=2, ensure_ascii=False)))
     else:

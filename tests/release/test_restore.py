@@ -75,6 +75,9 @@ def test_restore_a_run_gives_everything_back(
     assert runs[run_id]["kind"] == "apply"
     assert runs[run_id]["counts"]["released"] == len(site.candidates)
     assert any(r["kind"] == "dry_run" for r in runs.values())
+    # Each run's row, written when it started, was rewritten when it ended.
+    assert {(r["status"], r["outcome"]) for r in runs.values()} == {("finished", "ok")}
+    assert all(r["finished"] for r in runs.values())
 
     preview = site.tmp_path / "preview.json"
     assert restore("--run", run_id, "--dry-run", "--report", str(preview), "-c", str(config)) == 0

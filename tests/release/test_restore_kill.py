@@ -10,6 +10,7 @@ during it (as in tests/reliability/test_crash.py).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 from agent.journal import UNRESOLVED, SqliteJournal, journal_path
 from agent.restore import UNRESOLVED as RESTORE_UNRESOLVED
 from agent.restore import RestoreJournal
+from agent.runs import RunLog
 from agent.simulator.certs import CertPaths
 from tests.fixtures_servers import free_port
 from tests.reliability.helpers import run_agent, spawn, wait_until
@@ -60,8 +62,8 @@ def land_in_flight(site: Site) -> None:
 
 def killed_apply(site: Site) -> tuple[Path, Path, str, set[str]]:
     """Run A applies a plan and is killed after four DELETEs; the one in flight lands. Returns
-    (config, plan, A's run id, what A's DELETEs removed). A wrote no release event and is not
-    in the run log: only its journal rows know its id."""
+    (config, plan, A's run id, what A's DELETEs removed). A wrote no release event; its run-log
+    row is the one it wrote when it started (``running``) and its journal rows carry its id."""
     config = site.config(SLOW)
     plan = site.tmp_path / "plan.json"
     assert cli("--dry-run", "--report", str(plan), "-c", str(config)) == 0
@@ -211,3 +213,107 @@ def test_a_killed_run_is_restorable_before_any_other_release_run(site: Site) -> 
     assert {d["released_allocation_id"] for d in report(preview)["decisions"]} == removed
     assert posts(site) == 0 and site.events("qlik_sense_license_release") == []
     assert_restored_once(site, config, run_a, removed)
+
+
+# --------------------------------------------------------------------------- `release runs`
+
+
+def listed_runs(site: Site, config: Path) -> dict[str, dict[str, object]]:
+    """``license-agent release runs --json``, by run id."""
+    done = run_agent("release", "runs", "--json", "-c", str(config), cwd=site.tmp_path)
+    assert done.returncode == 0, done.stderr
+    return {r["id"]: r for r in json.loads(done.stdout)}
+
+
+def journal_rows(site: Site, run_id: str) -> int:
+    with SqliteJournal(journal_path(site.tmp_path, "127.0.0.1")) as journal:
+        return sum(1 for r in journal.records() if r.entry.run_id == run_id)
+
+
+def test_a_killed_run_is_listed_as_interrupted_with_its_id(site: Site) -> None:
+    """Issue 14: an admin looks at `release runs` after a crash to find what to restore. The
+    killed run A is listed, interrupted, with what the journal knows of its DELETEs (none
+    verified before anything asked QRS; then what QRS showed); `release restore --run` with
+    the listed id gives back exactly what A removed."""
+    config, _, run_a, removed = killed_apply(site)
+    sent = journal_rows(site, run_a)
+    shown = listed_runs(site, config)[run_a]
+    assert shown["kind"] == "apply" and shown["status"] == "interrupted"
+    assert shown["finished"] is None
+    # Nothing asked QRS yet: every DELETE A recorded is unverified.
+    assert shown["counts"] == {"deletes_sent": sent, "unverified": sent}
+    assert str(shown["outcome"]).startswith(f"interrupted after {sent} DELETE(s) sent")
+    table = run_agent("release", "runs", "-c", str(config), cwd=site.tmp_path)
+    assert table.returncode == 0, table.stderr
+    (line,) = [row for row in table.stdout.splitlines() if run_a in row]
+    assert "apply" in line and f"interrupted after {sent} DELETE(s) sent" in line
+
+    # A dry restore settles the release journal (it asks QRS) and sends nothing: the listing
+    # now says which of A's DELETEs removed an allocation.
+    dry = run_agent("release", "restore", "--run", run_a, "--dry-run", "-c", str(config),
+                    cwd=site.tmp_path)  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    counts = listed_runs(site, config)[run_a]["counts"]
+    assert isinstance(counts, dict)
+    assert counts["deletes_sent"] == sent and counts["released"] == len(removed)
+    # A DELETE that never left the dead process is still listed by QRS: within the landing
+    # window it is asked about again, so it stays unverified rather than "not released".
+    assert counts.get("unverified", 0) == sent - len(removed)
+
+    assert_restored_once(site, config, run_a, removed)
+    runs = listed_runs(site, config)
+    assert runs[run_a]["status"] == "interrupted"
+    restores = [r for r in runs.values() if r["kind"] == "restore"]
+    assert len(restores) == 2 and all(r["status"] == "finished" for r in restores)
+
+
+def test_a_run_in_progress_is_listed_as_running_and_marks_the_killed_one(site: Site) -> None:
+    """While run B applies the plan (holding the site's release lock), `release runs` shows
+    B running and the killed run A interrupted, and looking does not get in B's way: B ends
+    normally and is then listed as before (finished, its counts, ok). B's journal recovery
+    verified A's DELETEs, which A's entry now shows."""
+    config, plan, run_a, removed = killed_apply(site)
+    site.sim.add_fault("DELETE *", "latency", seconds=0.25)
+    deletes_before = site.deletes()
+    proc = spawn("release", "--once", "--apply", str(plan), "-c", str(config), cwd=site.tmp_path)
+    try:
+        wait_until(lambda: site.deletes() > deletes_before, timeout=60, what="B's first DELETE")
+        runs = listed_runs(site, config)
+        (run_b,) = [run_id for run_id, r in runs.items() if r["status"] == "running"]
+        assert runs[run_b]["kind"] == "apply" and runs[run_b]["finished"] is None
+        assert runs[run_a]["status"] == "interrupted"
+        # B marked A's row when it started: A is interrupted in the log itself.
+        with RunLog(journal_path(site.tmp_path, "127.0.0.1")) as log:
+            stored = log.get(run_a)
+        assert stored is not None and stored.outcome == "interrupted"
+    finally:
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    runs = listed_runs(site, config)
+    finished = runs[run_b]
+    assert finished["status"] == "finished" and finished["outcome"] == "ok"
+    assert finished["finished"] is not None
+    assert finished["counts"]["released"] == len(site.candidates - removed)
+    assert runs[run_a]["counts"]["released"] == len(removed)
+    assert [r for r in runs.values() if r["status"] == "running"] == []
+
+
+def test_a_killed_dry_run_is_listed_as_interrupted(site: Site) -> None:
+    """A dry run is logged when it starts too; killed while listing, it is interrupted (and
+    deleted nothing)."""
+    config = site.config(SLOW)
+    site.sim.add_fault("GET *", "latency", seconds=0.5)
+    proc = spawn("release", "--once", "--dry-run", "-c", str(config), cwd=site.tmp_path)
+    path = journal_path(site.tmp_path, "127.0.0.1")
+
+    def logged() -> bool:
+        if not path.exists():
+            return False
+        with RunLog(path) as log:
+            return bool(log.recent())
+
+    kill_when(proc, logged, "the dry run's row")
+    ((run_id, shown),) = listed_runs(site, config).items()
+    assert shown["kind"] == "dry_run" and shown["status"] == "interrupted"
+    assert shown["outcome"] == "interrupted (a dry run: nothing was deleted)"
+    assert site.deletes() == 0

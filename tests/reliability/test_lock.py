@@ -7,13 +7,20 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from agent.lock import LOCK_DIR_ENV, LockBusy, release_lock
+from agent.lock import (
+    LOCK_DIR_ENV,
+    LockBusy,
+    in_progress_path,
+    release_in_progress,
+    release_lock,
+)
 
 from .helpers import (
     build_site,
@@ -79,6 +86,45 @@ def test_lock_is_freed_when_the_holder_is_killed(tmp_path):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def test_a_run_in_progress_is_seen_until_its_holder_is_killed(tmp_path):
+    """`release runs` asks whether a run is alive: yes while a process holds the release lock,
+    no once it is killed (the OS frees the marker, as it frees the locks)."""
+    assert release_in_progress(tmp_path, "qs.example.com") is False  # never run here
+    holder = _start_holder(tmp_path)
+    try:
+        assert release_in_progress(tmp_path, "qs.example.com") is True
+        assert release_in_progress(tmp_path, "other-site") is False
+    finally:
+        holder.kill()
+        holder.wait()
+    wait_until(lambda: release_in_progress(tmp_path, "qs.example.com") is False, timeout=5)
+    with release_lock(tmp_path, "qs.example.com"):
+        assert release_in_progress(tmp_path, "qs.example.com") is True
+    assert release_in_progress(tmp_path, "qs.example.com") is False
+
+
+def test_asking_whether_a_run_is_in_progress_never_makes_a_run_refuse(tmp_path):
+    """The question takes the marker for a moment; a run that starts in that moment waits for
+    it instead of refusing (it already holds the state lock). Here the marker is held far
+    longer than a question takes."""
+    from filelock import FileLock
+
+    with release_lock(tmp_path, "site"):
+        pass  # the marker file exists now, as after any run
+    asking = FileLock(str(in_progress_path(tmp_path, "site")), timeout=0, thread_local=False)
+    asking.acquire()
+    releaser = threading.Timer(0.5, asking.release)
+    releaser.start()
+    try:
+        started = time.monotonic()
+        with release_lock(tmp_path, "site"):
+            waited = time.monotonic() - started
+            assert release_in_progress(tmp_path, "site") is True
+    finally:
+        releaser.join()
+    assert waited >= 0.4
 
 
 def test_lock_is_reentrant_across_runs_in_one_process(tmp_path):
