@@ -12,6 +12,8 @@ never leaves a stale lock behind:
   release journal file.
 
 Beside each lock a small JSON file says who holds it, so the refusal names the other process.
+The holder of the state lock also holds an in-progress marker (:func:`release_in_progress`), so
+that ``release runs`` can tell a run in progress from a killed one without touching the lock.
 
 File locks are per host. Agents on two hosts that point at one site do not see each other; the
 journal makes the audit trail survive that (a DELETE answered 404 writes no event), but each

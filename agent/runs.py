@@ -29,8 +29,10 @@ from typing import Any
 from loguru import logger
 
 from agent.journal import (
+    ALREADY_GONE,
     DEFAULT_KEEP_DAYS,
     EVENT_STATES,
+    NOT_RELEASED,
     OPEN,
     JournalError,
     SqliteJournal,
@@ -315,14 +317,8 @@ def _interrupted(run: RunRecord, journal: Mapping[str, Mapping[str, int]] | str)
     sent = sum(states.values())
     if not sent:
         return replace(run, outcome=f"{INTERRUPTED} before it sent any DELETE")
-    counts = {
-        "deletes_sent": sent,
-        **{
-            state: states[state]
-            for state in (*EVENT_STATES, "already_gone", "not_released")
-            if states.get(state)
-        },  # fmt: skip
-    }
+    settled = (*EVENT_STATES, ALREADY_GONE, NOT_RELEASED)
+    counts = {"deletes_sent": sent, **{s: states[s] for s in settled if states.get(s)}}
     unverified = sum(states.get(state, 0) for state in OPEN)
     if unverified:
         counts["unverified"] = unverified
