@@ -57,6 +57,7 @@ def test_demo_builds_a_history_runs_the_main_job_and_lists_every_file(
     assert {p.name for p in (demo / "state").iterdir()} <= {
         "outbox.sqlite",
         "release-127.0.0.1.lock",
+        "release-127.0.0.1.running.lock",
         "release-127.0.0.1.journal.sqlite",
     }
     assert {p.name for p in (demo / "sim-certs").iterdir()} >= {
