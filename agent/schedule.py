@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from operator import attrgetter
+from time import monotonic
 from typing import Any
 
 from loguru import logger
@@ -360,6 +361,8 @@ def _utc_now() -> datetime:
 #: Real waits are cut into slices this long so a changed wall clock (NTP, suspend) is noticed
 #: and, on Windows, so Ctrl+C is seen promptly (a blocked wait there ignores signals).
 DEFAULT_MAX_SLEEP = 1.0 if os.name == "nt" else 30.0
+#: How often the real wait checks for a stop a signal asked for (see RunLoop._wait).
+SIGNAL_CHECK = 1.0
 
 
 class _ClockJob:
@@ -426,8 +429,10 @@ class RunLoop:
     ) -> None:
         self._job_list: list[_ClockJob] = []
         self._stop = threading.Event()
+        #: The signal that asked the loop to stop (see :meth:`stop_from_signal`).
+        self._stop_signal = ""
         self._now = now
-        self._sleep = sleep if sleep is not None else self._stop.wait
+        self._sleep = sleep if sleep is not None else self._wait
         self.run_at_start = run_at_start
         self.max_sleep = max_sleep
         self.name = name
@@ -480,16 +485,22 @@ class RunLoop:
                 _fmt(job.next_run),
             )
         try:
-            if self.run_at_start and not self._stop.is_set():
+            if self.run_at_start and not self.stopping:
                 for job in jobs:
                     self._launch(job, self.now(), at_start=True)
-            while not self._stop.is_set():
+            while not self.stopping:
                 for job in sorted((j for j in jobs if j.should_run), key=attrgetter("next_run")):
                     job.run()
-                if self._stop.is_set():
+                if self.stopping:
                     break
                 self._sleep(self._seconds_to_next())
         finally:
+            if self._stop_signal:
+                self._stop.set()  # in the loop's own thread now: wakes whatever waits on it
+                logger.info(
+                    "{} received: stopping after the running jobs finish (send it again to abort)",
+                    self._stop_signal,
+                )
             self.wait_for_jobs()
             logger.info("{}: run loop stopped", self.name)
 
@@ -504,9 +515,35 @@ class RunLoop:
             logger.info("{}: stop requested; waiting for running jobs to finish", self.name)
         self._stop.set()
 
+    def stop_from_signal(self, signal_name: str) -> None:
+        """:meth:`stop` for a signal handler: it only notes the signal; the loop, which checks
+        at least every :data:`SIGNAL_CHECK` seconds, stops and logs why.
+
+        A signal handler runs in the main thread between two bytecodes, possibly while that
+        thread holds a lock the handler would need (the stop event's own lock while it starts
+        waiting on it, or the logger's in the middle of a line): taking it from the handler
+        would wait for itself forever. Setting an attribute takes no lock.
+        """
+        self._stop_signal = signal_name
+
+    def _wait(self, seconds: float) -> None:
+        """The real wait: on the stop event, in slices of :data:`SIGNAL_CHECK` seconds.
+
+        Slices, because a signal sent to the process may be delivered to another thread (a
+        job's HTTP worker): the main thread, blocked in a long wait, would then run the
+        Python handler only when that wait ends, and a Ctrl+C or a service stop would go
+        unanswered for up to ``max_sleep`` seconds.
+        """
+        deadline = monotonic() + seconds
+        while not self.stopping:
+            left = deadline - monotonic()
+            if left <= 0:
+                return
+            self._stop.wait(min(left, SIGNAL_CHECK))
+
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return bool(self._stop_signal) or self._stop.is_set()
 
     def running(self) -> list[str]:
         """Names of the jobs with a run in progress."""
@@ -521,7 +558,13 @@ class RunLoop:
         with self._lock:
             threads = [t for n, t in self._workers.items() if names is None or n in names]
         for thread in threads:
-            thread.join(timeout)
+            if timeout is None:
+                # In slices, so a second Ctrl+C reaches its handler even when the signal is
+                # delivered to another thread (see _wait).
+                while thread.is_alive():
+                    thread.join(SIGNAL_CHECK)
+            else:
+                thread.join(timeout)
         return not any(thread.is_alive() for thread in threads)
 
     def _launch(self, job: _ClockJob, due: datetime, *, at_start: bool = False) -> None:
@@ -537,7 +580,7 @@ class RunLoop:
                     _fmt(self._started_at[job.name]),
                 )
                 return
-            if self._stop.is_set():
+            if self.stopping:
                 return
             self.started[job.name] += 1
             self._started_at[job.name] = self.now()

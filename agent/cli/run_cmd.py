@@ -65,13 +65,10 @@ def stop_on_signals(loop: RunLoop) -> Iterator[None]:
     signals = [getattr(signal, name) for name in names if hasattr(signal, name)]
 
     def handler(signum: int, _frame: FrameType | None) -> None:
+        # No logging here: the main thread may be inside a log line (see stop_from_signal).
         if loop.stopping:
             raise KeyboardInterrupt  # second signal: do not wait for running jobs
-        logger.info(
-            "{} received: stopping after the running jobs finish (send it again to abort)",
-            signal.Signals(signum).name,
-        )
-        loop.stop()
+        loop.stop_from_signal(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:

@@ -74,3 +74,39 @@ def test_a_signal_stops_the_loop_gracefully_with_exit_0(
     err = capsys.readouterr().err
     assert f"{signal.Signals(signum).name} received: stopping after the running jobs finish" in err
     assert "run loop stopped" in err
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX: a signal to one thread")
+def test_ctrl_c_delivered_to_another_thread_stops_the_waiting_loop() -> None:
+    """The kernel may deliver a process's SIGINT or SIGTERM to any thread, such as a job's
+    HTTP worker. The main thread, waiting for the next run (up to 30 s at a time), used to
+    run the handler only when that wait ended: the CI saw a Ctrl+C go unanswered for 30 s.
+    The loop now notices within about a second; a watchdog stops it after 15 s otherwise."""
+    from agent.cli.run_cmd import stop_on_signals
+    from agent.schedule import RunLoop, parse_frequency
+
+    loop = RunLoop(run_at_start=False)
+    loop.add_job("monitor", parse_frequency("every 24 hours"), lambda: None)
+    waiting = threading.Event()
+
+    def other_thread() -> None:
+        waiting.wait(10)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # to this thread only
+
+    def watchdog() -> None:
+        if not finished.wait(15):
+            loop.stop()  # the signal was not heard: end the test, which then fails
+
+    finished = threading.Event()
+    threads = [threading.Thread(target=other_thread), threading.Thread(target=watchdog)]
+    for thread in threads:
+        thread.start()
+    try:
+        with stop_on_signals(loop):
+            threading.Timer(1.0, waiting.set).start()  # once the loop waits for its next run
+            loop.run()
+    finally:
+        finished.set()
+        for thread in threads:
+            thread.join()
+    assert loop._stop_signal == "SIGINT"  # stopped by the signal, not by the watchdog
