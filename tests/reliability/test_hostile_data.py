@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,20 @@ HUGE_NAME = "N" * 10_000_000
 #: What no output may contain raw: ESC, BEL, CR, the C1 CSI and the right-to-left override.
 RAW_CONTROLS = ("\x1b", "\x07", "\r", "\x9b", "\u202e")
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\S* \| ")
+
+
+def _agent(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``license-agent ARGS`` as a real command; its output read as UTF-8, bytes kept."""
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="surrogateescape",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        timeout=300,
+    )
 
 
 def test_hostile_user_data_cannot_forge_logs_or_reach_the_terminal(
@@ -59,16 +74,17 @@ def test_hostile_user_data_cannot_forge_logs_or_reach_the_terminal(
         ),
     )
     report = workdir / "report.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "agent", "release", "--once", "--explain", "--report", str(report)]
-        + ["-c", str(config), "--log-level", "TRACE"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="surrogateescape",
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-        timeout=300,
+    done = _agent(
+        workdir,
+        "release",
+        "--once",
+        "--explain",
+        "--report",
+        str(report),
+        "-c",
+        str(config),
+        "--log-level",
+        "TRACE",
     )
     assert done.returncode == 1, done.stderr[-3000:]  # Mallory's DELETE failed
     log_text = log.read_text("utf-8")
@@ -208,16 +224,7 @@ def test_release_events_on_standard_output_cannot_act_on_the_terminal(
             agent={"destinations": {"jsonl": {"enable": True, "path": "-"}}},
         ),
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "agent", "release", "--once", "-c", str(config)],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="surrogateescape",
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-        timeout=300,
-    )
+    done = _agent(workdir, "release", "--once", "-c", str(config))
     assert done.returncode == 0, done.stderr[-3000:]
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     released = [e for e in events if e["tags"]["user"] == f"ACME\\{c1_id}"]
