@@ -683,21 +683,6 @@ class SqliteJournal:
         ).fetchall()
         return [_record(row) for row in rows]
 
-    def run_counts(self, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-        """Rows per state of each of these runs (a run that sent no DELETE is absent)."""
-        if not run_ids:
-            return {}
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT run_id, state, COUNT(*) FROM release_journal"
-                f" WHERE run_id IN ({_marks(run_ids)}) GROUP BY run_id, state",
-                tuple(run_ids),
-            ).fetchall()
-        counts: dict[str, dict[str, int]] = {}
-        for run_id, state, n in rows:
-            counts.setdefault(run_id, {})[state] = int(n)
-        return counts
-
     def counts(self) -> dict[str, int]:
         """Rows per state."""
         with self._lock:
@@ -808,6 +793,28 @@ def journaled(
             active.close()
 
 
+def run_counts(db: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Release journal rows per state of each of these runs, read through ``db`` (a connection
+    to the journal file; it only reads): a run that sent no DELETE, or a file without the
+    journal yet, gives nothing."""
+    if (
+        not run_ids
+        or not db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'release_journal'"
+        ).fetchone()
+    ):
+        return {}
+    rows = db.execute(
+        "SELECT run_id, state, COUNT(*) FROM release_journal"
+        f" WHERE run_id IN ({_marks(run_ids)}) GROUP BY run_id, state",
+        tuple(run_ids),
+    ).fetchall()
+    counts: dict[str, dict[str, int]] = {}
+    for run_id, state, n in rows:
+        counts.setdefault(run_id, {})[state] = int(n)
+    return counts
+
+
 _COLUMNS = (
     "id, site, license_type, resource, allocation_id, user, days_since_last_use, last_used,"
     " at_us, state, detail, event_sent, run_id, owner_id"
@@ -856,4 +863,5 @@ __all__ = [
     "SqliteJournal",
     "journal_path",
     "journaled",
+    "run_counts",
 ]

@@ -35,12 +35,12 @@ from agent.journal import (
     NOT_RELEASED,
     OPEN,
     JournalError,
-    SqliteJournal,
     journal_path,
 )
+from agent.journal import run_counts as journal_run_counts
 from agent.lock import release_in_progress
 from agent.models import UTC, Decision, format_qrs_time, parse_qrs_time
-from agent.statedir import sqlite_errors, sqlite_transaction
+from agent.statedir import describe_sqlite_error, sqlite_errors, sqlite_transaction
 
 KEEP_DAYS = DEFAULT_KEEP_DAYS
 
@@ -206,6 +206,14 @@ class RunLog:
         ).fetchall()
         return [_record(row) for row in rows]
 
+    def journal_counts(self, run_ids: list[str]) -> dict[str, dict[str, int]] | str:
+        """The release journal's rows per state of these runs (the journal is in this file),
+        or why they cannot be read."""
+        try:
+            return journal_run_counts(self._db, run_ids)
+        except sqlite3.Error as exc:
+            return describe_sqlite_error(exc, self.path)
+
     def get(self, run_id: str) -> RunRecord | None:
         row = self._db.execute("SELECT * FROM release_runs WHERE run_id = ?", (run_id,)).fetchone()
         return _record(row) if row else None
@@ -292,20 +300,9 @@ def recent_runs(state_dir: Path, site: str, limit: int = 20) -> list[RunRecord]:
         ]
         if not dead:
             return records
-        journal = _journal_counts(log.path, [r.run_id for r in dead if r.kind != DRY_RUN])
+        journal = log.journal_counts([r.run_id for r in dead if r.kind != DRY_RUN])
         shown = {r.run_id: _interrupted(r, journal) for r in dead}
         return [shown.get(r.run_id, r) for r in records]
-
-
-def _journal_counts(path: Path, run_ids: list[str]) -> dict[str, dict[str, int]] | str:
-    """Journal rows per state of these runs, or why the journal cannot be read."""
-    if not run_ids:
-        return {}
-    try:
-        with SqliteJournal(path) as journal:
-            return journal.run_counts(run_ids)
-    except (JournalError, OSError, sqlite3.Error) as exc:
-        return str(exc)
 
 
 def _interrupted(run: RunRecord, journal: Mapping[str, Mapping[str, int]] | str) -> RunRecord:

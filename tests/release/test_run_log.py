@@ -1,6 +1,8 @@
-"""The run log (``license-agent release runs``) in a state folder written by the agent before
-release runs were logged at start: the table is unchanged, so the old rows are listed as they
-were and new runs are added beside them. Against the simulator over mutual TLS."""
+"""The run log (``license-agent release runs``): in a state folder written by the agent before
+release runs were logged at start (the table is unchanged, so the old rows are listed as they
+were and new runs are added beside them; against the simulator over mutual TLS), and a run
+that died before its journal existed. Kills through the real stack are in
+test_restore_kill.py."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import pytest
 
 from agent.cli import main
 from agent.journal import SqliteJournal, journal_path
+from agent.lock import release_lock
 from agent.models import format_qrs_time
+from agent.runs import LoggedRun, recent_runs, started_run
 from agent.simulator.certs import CertPaths
 
 from .test_plan import Site, cli, real_now
@@ -88,3 +92,20 @@ def test_a_run_log_of_the_previous_version_keeps_working(
     assert main(["release", "runs", "-c", str(config)]) == 0
     table = capsys.readouterr().out
     assert OLD_RUN in table and "released 3" in table
+
+
+def test_a_run_killed_before_it_sent_a_delete_is_interrupted_with_nothing_sent(
+    tmp_path: Path,
+) -> None:
+    """A run dies after writing its row, before its journal file had a release journal (the
+    journal is opened after the row is written): listed as interrupted before any DELETE,
+    running only while a process holds the site's release lock."""
+    run = started_run("20261205T000000Z-abcdef", "sense", "release", real_now())
+    LoggedRun(tmp_path, run).start()
+    with release_lock(tmp_path, "sense"):
+        (shown,) = recent_runs(tmp_path, "sense")
+        assert shown.status == "running" and shown.outcome == "running"
+    (shown,) = recent_runs(tmp_path, "sense")
+    assert shown.status == "interrupted" and shown.counts == {}
+    assert shown.outcome == "interrupted before it sent any DELETE"
+    assert shown.to_dict()["status"] == "interrupted" and shown.to_dict()["finished"] is None
