@@ -359,7 +359,7 @@ def _summary(out: TextIO, paths: DemoPaths, seconds: float) -> None:
         ),
         (paths.decisions, "every decision of the dry run and its reasons (JSON)"),
         (paths.html, "the HTML report: open it in a browser"),
-        (paths.state, "the agent's working files: outbox, release journal, release lock"),
+        (paths.state, "the agent's working files: outbox, release journal and run log, locks"),
         (
             paths.certs,
             "the simulator's CA and client certificates (root.pem, client.pem, client_key.pem)",
