@@ -459,7 +459,7 @@ def _restore_site(
                     selection,
                     dry_run=dry_run,
                     delivery=delivery,
-                    known_run=lambda run_id: log.get(run_id) is not None,
+                    known_run=log.get,
                 )
             except RestoreUsageError as exc:
                 run.nothing_selected[site.name] = str(exc)

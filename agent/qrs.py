@@ -367,10 +367,19 @@ class QrsClient:
             body = decode_json(response.content)
         except ValueError:
             body = None
-        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        # Only QRS's answer confirms the allocation: the new allocation's id (a GUID) for this
+        # very user. A success status with anything else (no body, another user's allocation,
+        # no user) leaves the outcome unknown; the caller asks QRS before trying again.
+        owner = body.get("user") if isinstance(body, dict) else None
+        if (
+            not isinstance(body, dict)
+            or not is_guid(body.get("id"))
+            or not isinstance(owner, dict)
+            or str(owner.get("id", "")).lower() != user_id.lower()
+        ):
             raise QrsProtocolError(
                 f"POST {path}: QRS answered {response.status_code} without the allocation it"
-                f" made: {short_excerpt(response.text)!r}",
+                f" made for user {user_id}: {short_excerpt(response.text)!r}",
                 method="POST",
                 path=path,
                 status=response.status_code,

@@ -250,6 +250,8 @@ def restore_text(result: RestoreResult) -> str:
         "  ".join(f"{k.upper().replace('_', ' ')} {v}" for k, v in counts.items())
         or "Nothing selected."
     )
+    if result.note:
+        lines.append(result.note)
     if result.recovered:
         lines.append(f"an interrupted restore was settled first: {result.recovered}")
     rows = [["LICENSE TYPE", "USER", "RELEASED BY RUN", "DECISION", "ALLOCATION", "REASON"]]

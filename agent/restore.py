@@ -53,7 +53,7 @@ from agent.models import (
     format_qrs_time,
 )
 from agent.release import new_run_id
-from agent.runs import RESTORE, RESTORE_DRY_RUN, RunRecord
+from agent.runs import DRY_RUN, RESTORE, RESTORE_DRY_RUN, RunRecord
 from agent.statedir import sqlite_errors, sqlite_transaction
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -182,6 +182,9 @@ class RestoreResult:
     recovered: dict[str, int] = field(default_factory=dict)
     #: The journal rows of :attr:`events`, marked once the delivery holds them.
     event_rows: list[int] = field(default_factory=list)
+    #: Why the selection names nothing to give back, when the reason is known (``--run`` of
+    #: a dry run or of a restore), else ``None``.
+    note: str | None = None
 
     def counts(self) -> dict[str, int]:
         found = {name: 0 for name in DECISIONS}
@@ -239,6 +242,7 @@ class RestoreResult:
                 "counts": self.counts(),
                 "recovered": dict(self.recovered),
                 "errors": list(self.errors),
+                "note": self.note,
                 "events": len(self.events),
             },
             "decisions": [d.to_dict() for d in self.decisions],
@@ -479,7 +483,7 @@ def run_restore(
     delivery: EventSink | None = None,
     clock: Callable[[], datetime] | None = None,
     run_id: str | None = None,
-    known_run: Callable[[str], bool] | None = None,
+    known_run: Callable[[str], RunRecord | None] | None = None,
 ) -> RestoreResult:
     """Give the selected releases of ``site`` back. Call it under the site's release lock
     (:func:`agent.jobs.run_restore_job` does).
@@ -487,8 +491,8 @@ def run_restore(
     :param site: the :class:`agent.config.SiteConfig` (its name and static tags).
     :param release_journal: the site's release journal: what was released, by whom, when.
     :param journal: where each POST is recorded before and after it is sent.
-    :param known_run: whether a run id is in the run log (for a clear message when the
-        selected run released nothing).
+    :param known_run: the run log's record of a run id, or ``None`` (for a clear message when
+        the selected run released nothing: a dry run, a restore).
     :raises RestoreUsageError: when ``selection.run_id`` names no run this site knows.
     """
     clock = clock or (lambda: datetime.now(UTC))
@@ -502,7 +506,7 @@ def run_restore(
         selection.to_dict(),
     )
     pending = _settle_earlier_restores(qrs, journal, delivery, static_tags, result)
-    chosen = _selected_releases(release_journal, selection, site.name, known_run)
+    chosen = _selected_releases(release_journal, selection, site.name, known_run, result)
     latest = _one_per_user(chosen, journal.done(), pending, result)
     candidates = _check_users(latest, qrs, result)
     _give_back(candidates, qrs, journal, result, clock, static_tags)
@@ -532,7 +536,8 @@ def _selected_releases(
     release_journal: SqliteJournal,
     selection: Selection,
     site: str,
-    known_run: Callable[[str], bool] | None,
+    known_run: Callable[[str], RunRecord | None] | None,
+    result: RestoreResult,
 ) -> list[JournalEntry]:
     """The released (or quarantined) allocations of the journal that ``selection`` matches.
 
@@ -541,7 +546,17 @@ def _selected_releases(
     released = [r.entry for r in release_journal.records(EVENT_STATES)]
     chosen = [entry for entry in released if selection.matches(entry)]
     unknown_run = bool(selection.run_id) and not any(e.run_id == selection.run_id for e in released)
-    if unknown_run and not (known_run and known_run(str(selection.run_id))):
+    record = known_run(str(selection.run_id)) if unknown_run and known_run else None
+    if record is not None:
+        # Known, yet nothing of it is in the journal: say why instead of "nothing selected".
+        result.note = f"run {selection.run_id} released nothing: " + (
+            "it was a dry run, so there is nothing to give back"
+            if record.kind == DRY_RUN
+            else "it is a restore, not a release run; name the release run it gave back"
+            if record.kind in (RESTORE, RESTORE_DRY_RUN)
+            else "there is nothing to give back"
+        )
+    elif unknown_run:
         raise RestoreUsageError(
             f"no run {selection.run_id} on {site} in the release journal (see"
             " `license-agent release runs`; the journal keeps released allocations"
