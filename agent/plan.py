@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.models import Decision, QrsDataError, format_qrs_time, parse_qrs_time
+from agent.qrs import is_guid
 from agent.release import PlannedAllocation, ReleaseResult, decision_settings
 
 PLAN_FORMAT = "sense-license-agent/release-plan"
@@ -138,10 +139,18 @@ def _plan(document: Any, name: str, index: int) -> Plan:
         if planned is None:
             raise PlanError(
                 f"{where}: decisions[{number}] is a would_release entry without a readable"
-                " license_type, allocation_id, user_directory, user_id or last_used; the file"
+                " license_type, allocation_id (a QRS id), user_directory, user_id or last_used;"
+                f" the file was changed or damaged: {_MAKE_ONE}"
+            )
+        key = (planned.license_type, planned.allocation_id.lower())
+        if allocations.get(key, planned) != planned:
+            # A dry run lists each allocation once: which copy was reviewed cannot be told.
+            raise PlanError(
+                f"{where}: decisions[{number}] lists allocation {planned.allocation_id}"
+                f" ({planned.license_type}) twice, with another owner or last use; the file"
                 f" was changed or damaged: {_MAKE_ONE}"
             )
-        allocations[(planned.license_type, planned.allocation_id.lower())] = planned
+        allocations[key] = planned
     return Plan(
         source=name,
         run_id=run_id,
@@ -156,7 +165,7 @@ def _plan(document: Any, name: str, index: int) -> Plan:
 
 def _planned(item: Mapping[str, Any]) -> PlannedAllocation | None:
     texts = [item.get(k) for k in ("license_type", "allocation_id", "user_directory", "user_id")]
-    if not all(isinstance(t, str) for t in texts) or not texts[0] or not texts[1]:
+    if not all(isinstance(t, str) for t in texts) or not texts[0] or not is_guid(texts[1]):
         return None
     try:
         last_used = parse_qrs_time(item.get("last_used"))

@@ -171,6 +171,17 @@ def run(args: argparse.Namespace) -> int:
                 " (set Butler.qlikSenseLicense.licenseRelease.dryRun: false to apply a plan)"
             ]
         )
+    if args.apply:
+        # A site's own dryRun: true would make the apply a dry run there, silently.
+        dry_sites = [
+            f"--apply releases for real, but Butler.licenseAgent.sites[{index}]"
+            f".qlikSenseLicense.licenseRelease.dryRun is true (site {site.name}): set it to"
+            " false (or remove it) to apply a plan there"
+            for index, site in enumerate(config.sites() if config.agent.sites else [])
+            if site.license_release.dry_run
+        ]
+        if dry_sites:
+            raise ConfigError(dry_sites)
     if not release.enable and not dry_run:
         raise ConfigError(
             [
