@@ -49,6 +49,8 @@ KIND_SERVER_EXPIRY = "server_license_expiry"
 KIND_TEST = "test"
 
 STATE_FILE = "alerts-state.json"
+#: A state file larger than this is refused unread.
+MAX_STATE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -404,12 +406,23 @@ class ConditionState:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConditionState:
         return cls(
-            since=datetime.fromisoformat(str(data["since"]).replace("Z", "+00:00")),
-            last_sent=datetime.fromisoformat(str(data["last_sent"]).replace("Z", "+00:00")),
+            since=_aware(data["since"], "since"),
+            last_sent=_aware(data["last_sent"], "last_sent"),
             title=str(data.get("title", "")),
             license_type=str(data.get("license_type", "")),
             site=str(data.get("site", "")),
         )
+
+
+def _aware(value: Any, key: str) -> datetime:
+    """A state file's time: ISO 8601 with a time zone (``Z``), as :meth:`to_dict` writes it. A
+    time without one cannot be compared with now (a hand-edited file): an error, not a guess."""
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is not a time: {str(value)[:40]!r}")
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{key} {value[:40]!r} has no time zone")
+    return moment
 
 
 def transitions(
@@ -441,6 +454,12 @@ def transitions(
                 license_type=condition.license_type,
                 site=site,
             )
+        elif previous.last_sent > now:
+            # Sent by a clock that was ahead and has been put back: the repeat counts from
+            # now, not from a moment that may be months away.
+            previous.last_sent = now
+            previous.title = condition.title
+            continue
         elif repeat is not None and now - previous.last_sent >= repeat:
             state_name = REPEAT
             previous.last_sent = now
@@ -504,6 +523,12 @@ class AlertStateStore:
         if not self.path.exists():
             return {}
         try:
+            size = self.path.stat().st_size
+            if size > MAX_STATE_BYTES:
+                # A few hundred bytes per active condition: this is no state the agent wrote.
+                raise ValueError(
+                    f"the file is too large ({size:,} bytes; the agent writes a few kB)"
+                )
             raw = json.loads(self.path.read_text(encoding="utf-8"))
             return {
                 site: {key: ConditionState.from_dict(v) for key, v in conditions.items()}

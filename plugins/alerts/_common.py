@@ -16,6 +16,7 @@ import requests
 from agent import config
 from agent.alerts import Alert
 from agent.models import FEATURE_ALERT, MEASUREMENT_ALERT, DestinationError, Point
+from agent.text import printable
 
 FEATURES = frozenset({FEATURE_ALERT})
 #: Seconds; Butler's outgoing webhooks use 10 s as well.
@@ -50,7 +51,12 @@ def call(
     session: requests.Session | None = None,
 ) -> requests.Response:
     """One HTTP(S) call; any failure is a :class:`DestinationError` that names the host (never
-    the whole URL: Teams and Slack URLs carry their secret in the path)."""
+    the whole URL: Teams and Slack URLs carry their secret in the path).
+
+    Redirects are not followed: a receiver's 3xx is a failure, so an alert (and a GET
+    webhook's query) never travels on to another host or to plain ``http://`` on the word of
+    an answer. The answer's body is not read: only its status counts, so a receiver that
+    sends a body without end cannot hold the channel."""
     host = requests.utils.urlparse(url).netloc.rsplit("@", 1)[-1]
     sender = session or requests
     try:
@@ -61,7 +67,10 @@ def call(
             params=params,
             timeout=TIMEOUT,
             verify=verify,
+            allow_redirects=False,
+            stream=True,
         )
+        response.close()
     except requests.exceptions.SSLError as exc:
         raise DestinationError(
             f"{channel}: TLS with {host} failed: the server certificate is not trusted or does"
@@ -70,8 +79,10 @@ def call(
     except requests.RequestException as exc:
         raise DestinationError(f"{channel}: cannot reach {host}: {_reason(exc)}") from None
     if response.status_code >= 300:
+        moved = " (a redirect; the agent does not follow it)" if response.is_redirect else ""
         raise DestinationError(
-            f"{channel}: {host} answered HTTP {response.status_code} {response.reason}"
+            f"{channel}: {host} answered HTTP {response.status_code}"
+            f" {printable(response.reason or '', 80)}{moved}"
         )
     return response
 

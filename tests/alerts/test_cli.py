@@ -32,7 +32,10 @@ def simulator(alert_certs: CertPaths) -> Iterator[Simulator]:
 
 
 def expiring_in(days: int) -> dict[str, Any]:
-    valid_to = (datetime.now(UTC) + timedelta(days=days, hours=12)).strftime("%Y-%m-%d")
+    # Valid To is a date (midnight): the day after now + days leaves days and a part of a day,
+    # which the monitor counts as `days` at any hour (now + 12 hours gave one day less before
+    # noon UTC).
+    valid_to = (datetime.now(UTC) + timedelta(days=days + 1)).strftime("%Y-%m-%d")
     return {"keyDetails": f"Serial: 1\nValid To: {valid_to} 12:00:00 AM", "isExpired": False}
 
 
