@@ -26,10 +26,12 @@ from agent.alerts import (
     ConditionState,
     transitions,
 )
+from agent.cli import main
 from agent.models import UTC, DestinationError
 from agent.simulator.certs import CertPaths
 from plugins.alerts.chat import SLACK, ChatChannel, ChatSettings
 from tests.alerts.test_channels import access_alert, webhook_channel, webhooks
+from tests.alerts.test_cli import access_alert_config, low_availability, simulator  # noqa: F401
 
 NOW = datetime(2026, 12, 5, 6, tzinfo=UTC)
 
@@ -239,3 +241,33 @@ def test_a_clock_that_went_back_does_not_silence_the_repeat() -> None:
     assert [
         a.state for a in transitions([condition()], fresh, NOW + timedelta(hours=24), repeat)
     ] == [REPEAT]
+
+
+def test_a_damaged_state_file_through_the_monitor_is_one_clear_error_each_run(
+    simulator,  # noqa: F811
+    alert_certs,
+    https_receiver,
+    smtp_server,
+    tmp_path,
+    capsys,
+):
+    """The monitor run goes on (its points are delivered), the error names the file and what
+    to do, and nothing is sent as if the state were empty (no second 'firing')."""
+    low_availability(simulator)
+    box = smtp_server(starttls=True, login=("agent", "pw"))
+    config = access_alert_config(tmp_path, simulator, alert_certs, https_receiver, box, "pw")
+    assert main(["monitor", "--once", "-c", str(config)]) == 0
+    assert len(https_receiver.wait(1)) == 1  # fired
+    state = tmp_path / "state" / "alerts-state.json"
+    state.write_text(state.read_text("utf-8").replace("Z", ""), encoding="utf-8")
+    capsys.readouterr()
+    for _ in range(2):
+        # The monitor itself did its work (exit 0, as for any plugin's failure): its output
+        # and the log say which file to move away.
+        assert main(["monitor", "--once", "-c", str(config)]) == 0
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        assert "Professional" in out or "professional" in out
+        for text in (out, err):
+            assert str(state) in text and "move the file away" in text and "time zone" in text
+    assert len(https_receiver.wait(2, timeout=0.5)) == 1  # not fired again
