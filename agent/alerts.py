@@ -15,8 +15,8 @@ alert:
 * when it ends a ``resolved`` message is sent, once.
 
 The forecast (:func:`forecast_exhaustion`) is an ordinary least-squares line through the
-``available`` counts of the last ``historyDays`` days; see docs/alerts.md for the method and
-its uncertainty.
+``available`` counts of the last ``historyDays`` days, moved to today's total first
+(:func:`at_todays_total`); see docs/alerts.md for the method and its uncertainty.
 """
 
 from __future__ import annotations
@@ -178,6 +178,24 @@ class Forecast:
 #: Fewer samples, or a shorter span, give no forecast: a line through two points says nothing.
 MIN_SAMPLES = 3
 MIN_SPAN = timedelta(days=2)
+#: A date further away than this (100 years) is no forecast: nothing runs out in any horizon
+#: that matters, and a near-flat line's date would pass the calendar's end (year 9999).
+MAX_FORECAST_DAYS = 36525
+
+
+#: One stored run: its time, ``available`` and ``total`` (``None`` when not stored).
+Sample = tuple[datetime, float, float | None]
+
+
+def at_todays_total(history: Sequence[Sample], total: float | None) -> list[tuple[datetime, float]]:
+    """``(time, available)`` as if the current total had applied all along: licenses bought
+    (or removed) within the window shift ``available`` at once, which a line through the raw
+    counts would take for a turn of the trend (an alert resolved, then silence while the
+    purchase stays in the window). Runs without a stored total are taken as they are."""
+    return [
+        (when, available + (total - then if total is not None and then is not None else 0.0))
+        for when, available, then in history
+    ]
 
 
 def forecast_exhaustion(
@@ -215,11 +233,13 @@ def forecast_exhaustion(
     residual = sum((y - (intercept + slope * x)) ** 2 for x, y in zip(xs, ys, strict=True))
     slope_error = math.sqrt(residual / (n - 2) / sxx) if n > 2 else 0.0
     available = ys[-1]
-    if slope >= 0 or available <= 0:
+    if slope >= 0 or available <= 0 or available / -slope > MAX_FORECAST_DAYS:
         return None
     days_left = available / -slope
     steep = slope - 2 * slope_error
     shallow = slope + 2 * slope_error
+    if shallow < 0 and available / -shallow > MAX_FORECAST_DAYS:
+        shallow = 0.0  # the slow end of the range is "never" (within the horizon)
     return Forecast(
         license_type=license_type,
         available=available,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
-from agent.alerts import AlertView, Forecast, Thresholds, forecast_exhaustion
+from agent.alerts import AlertView, Forecast, Thresholds, at_todays_total, forecast_exhaustion
 from agent.models import (
     MEASUREMENT_LICENSE,
     MEASUREMENT_RESTORE,
@@ -169,12 +169,21 @@ def threshold_lines(series: UsageSeries, thresholds: Thresholds | None) -> list[
 
 
 def series_forecast(series: UsageSeries, history_days: float) -> Forecast | None:
+    """The forecast the alert makes (:func:`agent.alerts.at_todays_total`: purchases within
+    the window are not a turn of the trend)."""
+
+    def number(value: object) -> float | None:
+        return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
     samples = [
-        (s.time, float(v))
+        (s.time, v, number(s.values.get("total")))
         for s in series.snapshots
-        if isinstance(v := s.values.get("available"), int | float)
+        if (v := number(s.values.get("available"))) is not None
     ]
-    return forecast_exhaustion(series.license_type, samples, history_days=history_days)
+    total = samples[-1][2] if samples else None
+    return forecast_exhaustion(
+        series.license_type, at_todays_total(samples, total), history_days=history_days
+    )
 
 
 def _site_of(tags_json: str | None) -> str:

@@ -35,8 +35,10 @@ from pydantic import Field
 from agent.alerts import (
     AlertStateStore,
     AlertView,
+    Sample,
     Thresholds,
     access_conditions,
+    at_todays_total,
     forecast_exhaustion,
     transitions,
 )
@@ -109,23 +111,29 @@ class LicenseAlert(Settings):
 
 def history_samples(
     path: Path, site_tag: str, license_types: Sequence[str]
-) -> dict[str, list[tuple[datetime, float]]]:
-    """``(time, available)`` per license type from the SQLite history of one site."""
+) -> dict[str, list[Sample]]:
+    """``(time, available, total)`` per license type from the SQLite history of one site."""
     # Imported here: the HTML report module is only needed when a forecast is configured.
     from agent.htmlreport import load_history
 
-    samples: dict[str, list[tuple[datetime, float]]] = {name: [] for name in license_types}
+    samples: dict[str, list[Sample]] = {name: [] for name in license_types}
     if not path.is_file():
         return samples  # no run has been stored yet: this run's point is the history
     for series in load_history(path).usage:
         if series.site != site_tag or series.license_type not in samples:
             continue
         samples[series.license_type] = [
-            (s.time, float(v))
+            (s.time, float(v), _finite(s.values.get("total")))
             for s in series.snapshots
-            if isinstance(v := s.values.get("available"), int | float) and math.isfinite(v)
+            if (v := _finite(s.values.get("available"))) is not None
         ]
     return samples
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def evaluate(
@@ -143,7 +151,7 @@ def evaluate(
     }
     configured = [name for name in settings.license_type if name in current]
     site_tag = next(iter(current.values())).tags.get("site", "") if current else ""
-    samples: dict[str, list[tuple[datetime, float]]] = {}
+    samples: dict[str, list[Sample]] = {}
     if history_path is not None and any(
         settings.license_type[n].forecast_days is not None for n in configured
     ):
@@ -154,12 +162,13 @@ def evaluate(
         fields = current[name].fields
         forecast = None
         if thresholds.forecast_days is not None:
-            available = fields.get("available", fields.get("available_tokens"))
+            available = _finite(fields.get("available", fields.get("available_tokens")))
+            total = _finite(fields.get("total"))
             history = [s for s in samples.get(name, []) if s[0] < now]
-            if isinstance(available, int | float):
-                history.append((now, float(available)))
+            if available is not None:
+                history.append((now, available, total))
             forecast = forecast_exhaustion(
-                name, history, history_days=settings.history_days, now=now
+                name, at_todays_total(history, total), history_days=settings.history_days, now=now
             )
         active.extend(access_conditions(name, fields, thresholds.core(), forecast, site=site))
     store = AlertStateStore(state_dir)

@@ -5,6 +5,7 @@ them."""
 
 from __future__ import annotations
 
+import math
 import socket
 import ssl
 import threading
@@ -19,17 +20,29 @@ import pytest
 
 from agent.alerts import (
     FIRING,
+    MAX_FORECAST_DAYS,
     REPEAT,
+    Alert,
     AlertStateError,
     AlertStateStore,
     Condition,
     ConditionState,
+    forecast_exhaustion,
     transitions,
 )
 from agent.cli import main
-from agent.models import UTC, DestinationError
+from agent.htmlreport import load_history, series_forecast
+from agent.models import (
+    FEATURE_LICENSE_MONITOR,
+    MEASUREMENT_LICENSE,
+    UTC,
+    DestinationError,
+    Point,
+)
 from agent.simulator.certs import CertPaths
 from plugins.alerts.chat import SLACK, ChatChannel, ChatSettings
+from plugins.alerts.early_warning import LicenseAlert, evaluate
+from plugins.destinations.sqlite import SqliteDestination
 from tests.alerts.test_channels import access_alert, webhook_channel, webhooks
 from tests.alerts.test_cli import access_alert_config, low_availability, simulator  # noqa: F401
 
@@ -271,3 +284,87 @@ def test_a_damaged_state_file_through_the_monitor_is_one_clear_error_each_run(
         for text in (out, err):
             assert str(state) in text and "move the file away" in text and "time zone" in text
     assert len(https_receiver.wait(2, timeout=0.5)) == 1  # not fired again
+
+
+# --------------------------------------------------------------------------- the forecast
+
+START = datetime(2026, 10, 1, 6, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [100.0, 100.0, 100.0 - 1e-7],  # all but flat: exhausted in millions of years
+        [100.0, 100.0 - 1e-3, 100.0 - 2e-3, 100.0 - 2e-3],  # a tiny fall, noise around it
+    ],
+    ids=["all but flat", "tiny fall"],
+)
+def test_an_all_but_flat_trend_is_no_forecast_not_a_crash(values: list[float]) -> None:
+    """A fall of a millionth a day reaches 0 after the calendar ends (year 9999): before, the
+    date overflowed, and every alert of the site failed in every run while the trend lasted."""
+    samples = [(START + i * DAY, v) for i, v in enumerate(values)]
+    forecast = forecast_exhaustion("professional", samples)
+    assert forecast is None or forecast.days_left <= MAX_FORECAST_DAYS
+    if forecast is not None:
+        assert forecast.latest is None or forecast.latest <= START + MAX_FORECAST_DAYS * 2 * DAY
+
+
+@pytest.mark.parametrize(
+    "samples",
+    [
+        [(START, float("nan")), (START + DAY, float("inf")), (START + 2 * DAY, -5.0)],
+        [(START, 10.0), (START, 5.0), (START, 1.0)],  # one moment three times
+        [(START, 10.0), (START + 3 * DAY, 8.0), (START + 3 * DAY, 6.0), (START + 3 * DAY, 7.0)],
+    ],
+    ids=["nan inf negative", "one timestamp", "duplicates"],
+)
+def test_odd_histories_give_no_forecast_or_a_sane_one(samples) -> None:
+    forecast = forecast_exhaustion("professional", samples)
+    if forecast is not None:
+        assert math.isfinite(forecast.days_left) and forecast.days_left >= 0
+        assert forecast.available > 0
+
+
+def license_point(when: datetime, available: float, total: float) -> Point:
+    return Point(
+        measurement=MEASUREMENT_LICENSE,
+        tags={"license_type": "professional"},
+        fields={"total": total, "allocated": total - available, "available": available},
+        time=when,
+        feature=FEATURE_LICENSE_MONITOR,
+    )
+
+
+def test_licenses_bought_mid_window_do_not_hide_a_forecast(tmp_path: Path) -> None:
+    """10 licenses a day are taken. On day 15, with 50 left, 200 more are bought: 250 left, 25
+    days at that rate, so the forecast alert (30 days) stays. Before, the fit saw the jump as
+    a turn of the trend: 'resolved', then silence until the purchase left the 30-day window,
+    with 10 days left."""
+    settings = LicenseAlert.model_validate(
+        {
+            "enable": True,
+            "repeatHours": 0,
+            "historyDays": 30,
+            "licenseType": {"professional": {"forecastDays": 30}},
+        }
+    )
+    db = SqliteDestination(tmp_path / "history.sqlite", frozenset({FEATURE_LICENSE_MONITOR}))
+    state = tmp_path / "state"
+    sent: list[str] = []
+    for day in range(0, 25):
+        total = 200.0 if day < 15 else 400.0
+        available = 200.0 - 10 * day + (200 if day >= 15 else 0)
+        current = license_point(START + day * DAY, available, total)
+        batch = evaluate(
+            settings, [current], current.time, site="", state_dir=state, history_path=db.path
+        )
+        db.write([current])
+        batch.commit()
+        sent += [f"{day}:{Alert.from_point(p).state}" for p in batch.points]
+    assert sent[0].endswith(":firing")
+    assert not [s for s in sent if s.endswith(":resolved")], sent
+    # The report's chart draws the same forecast: 250 - 90 = 160 left on day 24, 16 days.
+    [series] = load_history(db.path).usage
+    forecast = series_forecast(series, 30)
+    assert forecast is not None and forecast.days_left == pytest.approx(16, abs=0.01)
