@@ -207,6 +207,8 @@ class MqttChannel:
                     raise DestinationError(
                         f"mqtt: the broker {self.where} did not acknowledge a message in time"
                     )
+        except DestinationError:
+            raise  # already says what failed (it is a RuntimeError too)
         except (RuntimeError, ValueError) as exc:
             raise DestinationError(f"mqtt: publishing to {self.where} failed: {exc}") from None
         finally:

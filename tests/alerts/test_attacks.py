@@ -5,6 +5,7 @@ them."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import socket
 import ssl
@@ -34,19 +35,33 @@ from agent.cli import main
 from agent.htmlreport import load_history, series_forecast
 from agent.models import (
     FEATURE_LICENSE_MONITOR,
-    MEASUREMENT_LICENSE,
     UTC,
     DestinationError,
-    Point,
 )
 from agent.simulator.certs import CertPaths
 from plugins.alerts.chat import SLACK, ChatChannel, ChatSettings
 from plugins.alerts.early_warning import LicenseAlert, evaluate
+from plugins.alerts.mqtt import MqttChannel, MqttConfig
 from plugins.destinations.sqlite import SqliteDestination
 from tests.alerts.test_channels import access_alert, webhook_channel, webhooks
-from tests.alerts.test_cli import access_alert_config, low_availability, simulator  # noqa: F401
+from tests.alerts.test_cli import (  # noqa: F401
+    access_alert_config,
+    every_channel_config,
+    low_availability,
+    simulator,
+)
+from tests.alerts.test_forecast_alert import point
 
 NOW = datetime(2026, 12, 5, 6, tzinfo=UTC)
+
+
+@contextlib.contextmanager
+def silent_port() -> Iterator[int]:
+    """A port that accepts TCP connections and never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        yield listener.getsockname()[1]
 
 
 class Server:
@@ -172,10 +187,7 @@ def test_a_receiver_that_never_answers_fails_after_the_timeout_without_the_secre
     alert_certs: CertPaths, tmp_path: Path
 ) -> None:
     """TCP accepted, TLS never started: the channel gives up (its timeout), naming the host."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(4)
-        port = listener.getsockname()[1]
+    with silent_port() as port:
         settings = ChatSettings.model_validate(
             {
                 "enable": True,
@@ -326,16 +338,6 @@ def test_odd_histories_give_no_forecast_or_a_sane_one(samples) -> None:
         assert forecast.available > 0
 
 
-def license_point(when: datetime, available: float, total: float) -> Point:
-    return Point(
-        measurement=MEASUREMENT_LICENSE,
-        tags={"license_type": "professional"},
-        fields={"total": total, "allocated": total - available, "available": available},
-        time=when,
-        feature=FEATURE_LICENSE_MONITOR,
-    )
-
-
 def test_licenses_bought_mid_window_do_not_hide_a_forecast(tmp_path: Path) -> None:
     """10 licenses a day are taken. On day 15, with 50 left, 200 more are bought: 250 left, 25
     days at that rate, so the forecast alert (30 days) stays. Before, the fit saw the jump as
@@ -355,7 +357,7 @@ def test_licenses_bought_mid_window_do_not_hide_a_forecast(tmp_path: Path) -> No
     for day in range(0, 25):
         total = 200.0 if day < 15 else 400.0
         available = 200.0 - 10 * day + (200 if day >= 15 else 0)
-        current = license_point(START + day * DAY, available, total)
+        current = point(START + day * DAY, available, total)
         batch = evaluate(
             settings, [current], current.time, site="", state_dir=state, history_path=db.path
         )
@@ -368,3 +370,76 @@ def test_licenses_bought_mid_window_do_not_hide_a_forecast(tmp_path: Path) -> No
     [series] = load_history(db.path).usage
     forecast = series_forecast(series, 30)
     assert forecast is not None and forecast.days_left == pytest.approx(16, abs=0.01)
+
+
+def test_no_secret_in_alert_test_output_at_trace(  # noqa: F811
+    simulator,  # noqa: F811
+    alert_certs,
+    mosquitto,
+    https_receiver,
+    smtp_server,
+    tmp_path,
+    capsys,
+):
+    """Every channel at TRACE, once accepted and once refused (wrong passwords, a receiver
+    answering 403): no password, no webhook token, in any output."""
+    box = smtp_server(starttls=True, login=("agent", "smtp-secret-pw-1"))
+    secrets = ["smtp-secret-pw-1", "broker-secret-pw", "teams-token-7f3a", "slack-token-9c1b"]
+    secrets.append("hook-token-5d2e")
+
+    def config(smtp_password: str, mqtt_password: str) -> Path:
+        mqtt = {
+            "enable": True,
+            "brokerHost": mosquitto.host,
+            "brokerPort": mosquitto.auth_port,
+            "username": "agent",
+            "password": mqtt_password,
+        }
+        hook = {
+            "webhookURL": https_receiver.url + "/hook?token=hook-token-5d2e",
+            "httpMethod": "POST",
+            "cert": {"enable": True, "certCA": str(alert_certs.root_cert)},
+        }
+        return every_channel_config(
+            tmp_path,
+            simulator,
+            alert_certs,
+            https_receiver,
+            box,
+            mqtt_config=mqtt,
+            webhooks={"enable": True, "licenseAgentAlert": {"webhooks": [hook]}},
+            smtp_password=smtp_password,
+            teams_path="/teams/teams-token-7f3a",
+            slack_path="/slack/slack-token-9c1b",
+        )
+
+    assert main(["alert", "test", "--log-level", "TRACE", "-c", str(config(*secrets[:2]))]) == 0
+    out, err = capsys.readouterr()
+    assert " sent " in out
+    https_receiver.status = 403
+    wrong = ["smtp-wrong-pw-2", "broker-wrong-pw-3"]
+    assert main(["alert", "test", "--log-level", "TRACE", "-c", str(config(*wrong))]) == 1
+    out2, err2 = capsys.readouterr()
+    assert "403" in out2 + err2 and "refused" in out2 + err2
+    for text in (out, err, out2, err2):
+        for secret in [*secrets, *wrong]:
+            assert secret not in text, (secret, text)
+
+
+def test_a_broker_that_never_answers_connect_is_one_error_after_the_timeout(tmp_path: Path) -> None:
+    """TCP accepted, no CONNACK ever: the channel gives up after its timeout with one plain
+    message naming the broker (not wrapped twice), and no password."""
+    with silent_port() as port:
+        settings = MqttConfig.model_validate(
+            {
+                "enable": True,
+                "brokerHost": "127.0.0.1",
+                "brokerPort": port,
+                "username": "agent",
+                "password": "mqtt-secret-pw-4",
+            }
+        )
+        channel = MqttChannel(settings, server_license=True, access_alerts=True, base_dir=tmp_path)
+        with pytest.raises(DestinationError) as caught:
+            channel.write([access_alert().to_point()])
+    assert str(caught.value) == f"mqtt: the broker 127.0.0.1:{port} did not answer in time"

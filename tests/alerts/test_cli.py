@@ -263,17 +263,26 @@ def test_access_alert_waits_in_the_outbox_while_a_channel_is_down(
     )
 
 
-def test_alert_test_reaches_every_channel(
-    simulator, alert_certs, mosquitto, https_receiver, smtp_server, tmp_path, capsys
-):
-    box = smtp_server(starttls=True, login=("agent", "smtp-pw-1234"))
-    sections = butler_sections(mosquitto, https_receiver, alert_certs)
-    config = write_config(
+def every_channel_config(
+    tmp_path,
+    sim,
+    certs,
+    receiver,
+    box,
+    *,
+    mqtt_config,
+    webhooks,
+    smtp_password,
+    teams_path,
+    slack_path,
+) -> Path:
+    """A config whose access alerts go to every channel: MQTT, webhooks, Teams, Slack, e-mail."""
+    return write_config(
         tmp_path,
-        simulator,
-        alert_certs,
-        mqttConfig=sections["mqttConfig"],
-        webhookNotification=sections["webhookNotification"],
+        sim,
+        certs,
+        mqttConfig=mqtt_config,
+        webhookNotification=webhooks,
         licenseMonitor={
             "alert": {
                 "enable": True,
@@ -283,13 +292,13 @@ def test_alert_test_reaches_every_channel(
                     "webhook": {"enable": True},
                     "teams": {
                         "enable": True,
-                        "webhookURL": https_receiver.url + "/teams/secret-teams-token",
-                        "caFile": str(alert_certs.root_cert),
+                        "webhookURL": receiver.url + teams_path,
+                        "caFile": str(certs.root_cert),
                     },
                     "slack": {
                         "enable": True,
-                        "webhookURL": https_receiver.url + "/slack/secret-slack-token",
-                        "caFile": str(alert_certs.root_cert),
+                        "webhookURL": receiver.url + slack_path,
+                        "caFile": str(certs.root_cert),
                     },
                     "email": {
                         "enable": True,
@@ -298,14 +307,33 @@ def test_alert_test_reaches_every_channel(
                         "smtp": {
                             "host": box.host,
                             "port": box.port,
-                            "caFile": str(alert_certs.root_cert),
+                            "caFile": str(certs.root_cert),
                             "username": "agent",
-                            "password": "smtp-pw-1234",
+                            "password": smtp_password,
                         },
                     },
                 },
             }
         },
+    )
+
+
+def test_alert_test_reaches_every_channel(
+    simulator, alert_certs, mosquitto, https_receiver, smtp_server, tmp_path, capsys
+):
+    box = smtp_server(starttls=True, login=("agent", "smtp-pw-1234"))
+    sections = butler_sections(mosquitto, https_receiver, alert_certs)
+    config = every_channel_config(
+        tmp_path,
+        simulator,
+        alert_certs,
+        https_receiver,
+        box,
+        mqtt_config=sections["mqttConfig"],
+        webhooks=sections["webhookNotification"],
+        smtp_password="smtp-pw-1234",
+        teams_path="/teams/secret-teams-token",
+        slack_path="/slack/secret-slack-token",
     )
     with subscribed(mosquitto, "qliksense/license_agent/alert") as messages:
         assert main(["alert", "test", "-c", str(config)]) == 0
