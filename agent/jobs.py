@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast, overload
 
 from loguru import logger
 
+from agent.apply import PlannedSet
 from agent.config import ConfigError
 from agent.delivery import Delivery
 from agent.heartbeat import Heartbeat, JobOutcome, heartbeat_enabled, heartbeat_path, job_outcome
@@ -34,7 +35,7 @@ from agent.models import (
 )
 from agent.monitor import MonitorResult, collect, run_monitor
 from agent.qrs import QrsCertificateFileError, QrsClient
-from agent.release import PlannedSet, Progress, ReleaseResult, new_run_id, run_release
+from agent.release import Progress, ReleaseResult, new_run_id, run_release
 from agent.restore import RestoreJournal, RestoreResult, RestoreUsageError, Selection, run_restore
 from agent.runs import (
     LoggedRun,

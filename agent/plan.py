@@ -2,13 +2,13 @@
 
 A dry run's report (``--report FILE``) carries a ``plan`` block beside ``run`` and
 ``decisions``: the format and version, the run id, when it was made, and what its decisions
-depended on (:func:`agent.release.decision_settings`: the site, the thresholds, the rule names
+depended on (:func:`agent.apply.decision_settings`: the site, the thresholds, the rule names
 and a digest of the other licenseRelease settings). Before a plan is applied,
 :func:`check_plan` compares that record with the current config and refuses, naming every
 difference at once, a plan for another site, one made with other rules or thresholds, one
 older than ``licenseRelease.planMaxAgeHours`` (24 by default), and a file that is not a plan.
 Applying releases only allocations the plan lists as ``would_release`` that still qualify now
-(:func:`agent.release.apply_plan`).
+(:func:`agent.apply.apply_plan`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from agent.apply import PlannedAllocation, decision_settings
 from agent.models import Decision, QrsDataError, format_qrs_time, parse_qrs_time
 from agent.qrs import is_guid
-from agent.release import PlannedAllocation, ReleaseResult, decision_settings
+from agent.release import ReleaseResult
 
 PLAN_FORMAT = "sense-license-agent/release-plan"
 PLAN_VERSION = 1
@@ -197,7 +198,7 @@ def _site_text(site: Mapping[str, Any]) -> str:
 def check_plan(plan: Plan, current: Mapping[str, Any], now: datetime, max_age_hours: float) -> None:
     """Refuse a plan that no longer describes this site, its rules or its thresholds.
 
-    :param current: :func:`agent.release.decision_settings` for the site now.
+    :param current: :func:`agent.apply.decision_settings` for the site now.
     :raises PlanError: naming every difference at once.
     """
     problems: list[str] = []

@@ -14,7 +14,7 @@ a release run does between those bodies and its first DELETE:
   arrives: in a real run the user chunks are decoded while later ones still download);
 * ``decide``, the decision logic proper, from models in memory to every allocation's decision:
   ``screen`` (threshold, quarantine, duplicates), ``users`` (index the owners), ``rules`` (attach
-  the owners, let every rule judge the whole batch: :func:`agent.release.decide_candidates`)
+  the owners, let every rule judge the whole batch: :func:`agent.decisions.decide_candidates`)
   and the ``would_release`` decisions of a dry run.
 
 The rules are the benchmark's eight (``bench/release_scale.py``): the seven built-in
@@ -40,10 +40,10 @@ from typing import Any
 
 from common import peak_rss_mb  # type: ignore[import-not-found]
 
+from agent.decisions import decide_candidates, gc_paused, index_users, screen, would_release
 from agent.models import decode_allocations, decode_users
 from agent.plugins import build_plugin_host, parse_config
 from agent.qrs import DEFAULT_CHUNK_SIZE, UserFetch, users_by_id
-from agent.release import decide_candidates, gc_paused, index_users, screen, would_release
 from agent.simulator import generate_state
 
 BENCH = Path(__file__).resolve().parent

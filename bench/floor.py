@@ -29,10 +29,10 @@ from typing import Any
 
 from common import Site  # type: ignore[import-not-found]
 
+from agent.decisions import release_filter, screen
 from agent.models import read_allocations
 from agent.plugins import load_config
 from agent.qrs import DEFAULT_CHUNK_SIZE, QrsClient, filter_any_id
-from agent.release import release_filter, screen
 
 #: Enabled types in the agent's order: (license type, QRS resource).
 TYPES = (("professional", "professionalaccesstype"), ("analyzer", "analyzeraccesstype"))

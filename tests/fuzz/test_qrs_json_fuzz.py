@@ -4,8 +4,8 @@ whose data failed validation.
 Inputs are random JSON values and mutations of real QRS shapes (the samples from the QRS
 reference, and objects the simulator serves). They go through the one definition of a valid QRS
 object (:mod:`agent.models`: in bulk from bytes, and one by one from JSON values), every license
-type's ``extract`` and the release decision (:func:`agent.release.screen` and
-:func:`agent.release.plan_type` with the real rules).
+type's ``extract`` and the release decision (:func:`agent.decisions.screen` and
+:func:`agent.decisions.plan_type` with the real rules).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from agent.decisions import TypeSettings, index_users, plan_type, screen
 from agent.models import (
     Allocation,
     Decision,
@@ -35,7 +36,6 @@ from agent.models import (
 )
 from agent.plugins import build_plugin_host, parse_config
 from agent.qrs import UserFetch, users_by_id
-from agent.release import TypeSettings, index_users, plan_type, screen
 from agent.simulator import generate_state
 
 from .strategies import JSON_VALUES, mutated

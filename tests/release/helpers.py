@@ -17,17 +17,11 @@ from typing import Any
 import yaml
 
 from agent.config import AgentConfig, SiteConfig
+from agent.decisions import TypeResult, TypeSettings, index_users, plan_type
 from agent.models import UTC, Point, format_qrs_time, read_allocations, read_users
 from agent.plugins import build_plugin_host, parse_config
 from agent.qrs import QrsClient, UserFetch, users_by_id
-from agent.release import (
-    ReleaseResult,
-    TypeResult,
-    TypeSettings,
-    index_users,
-    plan_type,
-    run_release,
-)
+from agent.release import ReleaseResult, run_release
 from agent.simulator import Simulator
 from agent.simulator.certs import CertPaths
 from agent.simulator.state import SimulatorState

@@ -1,4 +1,4 @@
-"""The deciding functions of agent.release, without HTTP: thresholds, quarantine, bad data,
+"""The deciding functions of agent.decisions, without HTTP: thresholds, quarantine, bad data,
 user look-ups, rule failures, the server filter, the safety limit."""
 
 from __future__ import annotations
@@ -8,17 +8,7 @@ from datetime import timedelta
 import pytest
 
 from agent.config import MaxReleases
-from agent.models import (
-    Allocation,
-    Decision,
-    Decoded,
-    ReleaseRule,
-    format_qrs_time,
-    read_allocations,
-    read_users,
-)
-from agent.qrs import UserFetch, users_by_id
-from agent.release import (
+from agent.decisions import (
     TypeResult,
     TypeSettings,
     decide_candidates,
@@ -29,6 +19,16 @@ from agent.release import (
     release_filter,
     screen,
 )
+from agent.models import (
+    Allocation,
+    Decision,
+    Decoded,
+    ReleaseRule,
+    format_qrs_time,
+    read_allocations,
+    read_users,
+)
+from agent.qrs import UserFetch, users_by_id
 from agent.simulator.filtering import compile_filter
 
 from .helpers import (

@@ -12,10 +12,10 @@ import sqlite3
 
 import pytest
 
+from agent.decisions import judge
 from agent.hookspecs import hookimpl
 from agent.jobs import run_release_job
 from agent.models import Decision, ReleaseRule
-from agent.release import judge
 
 from .helpers import (
     NEVER,

@@ -14,9 +14,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent.decisions import TypeSettings, index_users, plan_type
 from agent.models import read_allocations
 from agent.plugins import parse_config
-from agent.release import TypeSettings, index_users, plan_type
 from agent.simulator.clock import parse_date
 
 from .helpers import NEVER, NOW, ago, fetch_of, pure_host, qrs_objects, state, uid

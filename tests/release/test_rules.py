@@ -8,8 +8,8 @@ import itertools
 import pytest
 from msgspec.structs import replace
 
+from agent.decisions import judge
 from agent.models import Candidate, fold
-from agent.release import judge
 
 from .helpers import (
     DEFAULT_RELEASE,

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.journal import JournalError, SqliteJournal
+from agent.journal import JournalEntry, JournalError, SqliteJournal
 from agent.models import Point
 from agent.outbox import Outbox, OutboxError
 from agent.plugins import build_plugin_host
 from agent.qrs import QrsClient
-from agent.release import JournalEntry, run_release
+from agent.release import run_release
 from agent.restore import RestoreJournal
 from agent.runs import RunLog, RunRecord, record_run
 from agent.statedir import StateDirError, prepare_state_dir
