@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.apply import PlannedAllocation, decision_settings
+from agent.lock import site_identity
 from agent.models import Decision, QrsDataError, format_qrs_time, parse_qrs_time
 from agent.qrs import is_guid
 from agent.release import ReleaseResult
@@ -203,7 +204,7 @@ def check_plan(plan: Plan, current: Mapping[str, Any], now: datetime, max_age_ho
     """
     problems: list[str] = []
     site = current.get("site") or {}
-    if any(str(plan.site.get(k)) != str(site.get(k)) for k in ("name", "host", "port")):
+    if not _same_site(plan.site, site):
         problems.append(
             f"it was made for site {_site_text(plan.site)}, this config's site is"
             f" {_site_text(site)}"
@@ -243,6 +244,21 @@ def check_plan(plan: Plan, current: Mapping[str, Any], now: datetime, max_age_ho
             + "; ".join(problems)
             + f". Nothing was released; {_MAKE_ONE}, review it, then apply it"
         )
+
+
+def _same_site(made_for: Mapping[str, Any], site: Mapping[str, Any]) -> bool:
+    """The same site as the release lock sees it (:func:`agent.lock.site_identity`: the host
+    in any case, with or without its trailing dot, the port as a number) under the same name
+    (site names are unique whatever their case)."""
+    try:
+        identities = {
+            site_identity(str(s.get("host", "")), int(s.get("port")))
+            for s in (made_for, site)
+        }
+    except (TypeError, ValueError):
+        return False
+    names = {str(s.get("name", "")).casefold() for s in (made_for, site)}
+    return len(identities) == 1 and len(names) == 1
 
 
 def _thresholds_text(thresholds: Mapping[str, Any]) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from agent.plan import PlanError, check_plan, load_plans
 from agent.simulator.certs import CertPaths
 
 from .test_plan import Site, cli, decided, report
@@ -167,3 +168,29 @@ def test_apply_on_a_site_whose_own_settings_say_dry_run_is_refused(
     assert "--apply releases for real" in err
     assert "licenseAgent.sites[0]" in err and "dryRun" in err
     assert json.loads(plan.read_text("utf-8"))["plan"]["site"]["name"] == "prod"
+
+
+def test_the_same_site_written_otherwise_is_the_same_site(site: Site) -> None:
+    """Host case, a trailing dot, the port as text: the same site for the plan as for the
+    release lock. Another host or port is another site."""
+    loaded = load_plans(make_plan(site))[0]
+
+    def current(**changes: Any) -> dict[str, Any]:
+        return {
+            "site": {**loaded.site, **changes},
+            "thresholds": dict(loaded.thresholds),
+            "rules": list(loaded.rules),
+            "settings_digest": loaded.settings_digest,
+        }
+
+    now = loaded.made
+    host, port = loaded.site["host"], loaded.site["port"]
+    for same in [
+        {"host": host.upper() + "."},
+        {"port": str(port)},
+        {"name": loaded.site_name.upper()},
+    ]:
+        check_plan(loaded, current(**same), now, 24)
+    for other in [{"host": "10.0.0.1"}, {"port": port + 1}, {"port": "x"}, {"name": "other"}]:
+        with pytest.raises(PlanError, match="made for site"):
+            check_plan(loaded, current(**other), now, 24)

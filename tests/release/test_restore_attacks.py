@@ -158,3 +158,38 @@ def test_restore_user_in_odd_case_and_with_spaces(
         restore("--user", " CORP\\u000 ", "--dry-run", "--report", str(out), "-c", str(config)) == 0
     )
     assert report(out)["decisions"] == [] and posts(site) == 0
+
+
+@pytest.mark.parametrize(("action", "status"), [("error", 503), ("reset", 500), ("error", 409)])
+def test_a_post_that_fails_is_never_sent_twice_in_one_restore(
+    site: Site, action: str, status: int
+) -> None:
+    """A 5xx or a reset leaves the outcome unknown: no second POST for that user in this
+    restore (it could allocate twice); a 4xx is a refusal. The next restore settles it."""
+    config = site.config()
+    held_before = holdings(site)
+    run_id, released = applied_run(site, config)
+    site.sim.add_fault("POST /qrs/license/*", action, status=status, count=1)
+    sent = posts(site)
+    out = site.tmp_path / "restore.json"
+    assert restore("--run", run_id, "--report", str(out), "-c", str(config)) == 1
+    assert posts(site) - sent == len(released)  # one POST per allocation, none repeated
+    counts = report(out)["restore"]["counts"]
+    assert counts["restored"] == len(released) - 1
+    assert counts["failed" if status >= 500 else "refused"] == 1
+    assert restore("--run", run_id, "-c", str(config)) == 0
+    assert holdings(site) == held_before
+    assert len(site.events(RESTORE_MEASUREMENT)) == len(released)
+
+
+def test_a_post_answered_429_is_sent_again_and_counted_once(site: Site) -> None:
+    """429 says QRS did not take the request: the one case where a POST is sent again."""
+    config = site.config()
+    held_before = holdings(site)
+    run_id, released = applied_run(site, config)
+    site.sim.add_fault("POST /qrs/license/*", "error", status=429, retry_after=0, count=1)
+    sent = posts(site)
+    assert restore("--run", run_id, "-c", str(config)) == 0
+    assert posts(site) - sent == len(released) + 1
+    assert holdings(site) == held_before
+    assert len(site.events(RESTORE_MEASUREMENT)) == len(released)
