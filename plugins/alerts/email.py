@@ -35,6 +35,7 @@ from pydantic import Field, field_validator, model_validator
 
 from agent.alerts import KIND_SERVER_STATUS, Alert
 from agent.models import DestinationError, Point
+from agent.text import printable
 from plugins.alerts._common import FEATURES, Settings, plain_text, send_each
 
 NAME = "email"
@@ -84,7 +85,9 @@ class EmailSettings(Settings):
 
 def email_message(alert: Alert, settings: EmailSettings) -> EmailMessage:
     message = EmailMessage()
-    message["Subject"] = f"{settings.subject_prefix} {alert.title}".strip()
+    # One line, controls escaped: a title may quote a name from QRS (a third-party alert), and
+    # a line break in a header would be refused (or, elsewhere, start a header of its own).
+    message["Subject"] = printable(f"{settings.subject_prefix} {alert.title}".strip(), 250)
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.to)
     message["Date"] = formatdate(alert.time.timestamp(), usegmt=True)

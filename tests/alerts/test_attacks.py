@@ -6,6 +6,7 @@ them."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import socket
 import ssl
@@ -39,11 +40,14 @@ from agent.models import (
     DestinationError,
 )
 from agent.simulator.certs import CertPaths
+from plugins.alerts._common import send_each
 from plugins.alerts.chat import SLACK, ChatChannel, ChatSettings
 from plugins.alerts.early_warning import LicenseAlert, evaluate
+from plugins.alerts.email import EmailChannel
 from plugins.alerts.mqtt import MqttChannel, MqttConfig
 from plugins.destinations.sqlite import SqliteDestination
-from tests.alerts.test_channels import access_alert, webhook_channel, webhooks
+from tests.alerts.conftest import wait_until
+from tests.alerts.test_channels import access_alert, email_settings, webhook_channel, webhooks
 from tests.alerts.test_cli import (  # noqa: F401
     access_alert_config,
     every_channel_config,
@@ -443,3 +447,42 @@ def test_a_broker_that_never_answers_connect_is_one_error_after_the_timeout(tmp_
         with pytest.raises(DestinationError) as caught:
             channel.write([access_alert().to_point()])
     assert str(caught.value) == f"mqtt: the broker 127.0.0.1:{port} did not answer in time"
+
+
+def test_an_alert_title_with_line_breaks_is_one_subject_line_and_blocks_nothing(
+    smtp_server, alert_certs, tmp_path: Path
+) -> None:
+    """A title with CR/LF (a third-party alert plugin quoting a QRS name): before, building the
+    message raised ValueError, not a channel error, so the whole batch stayed in the outbox and
+    every later e-mail alert waited behind it, for good. Now the subject is one line (no
+    forged header) and the other alerts of the batch go too."""
+    box = smtp_server()
+    hostile = dataclasses.replace(
+        access_alert(), key="x", title="Name\r\nBcc: evil@example.com\x1b[2J", text="a\r\nb"
+    )
+    EmailChannel(email_settings(box, alert_certs), tmp_path).write(
+        [hostile.to_point(), access_alert().to_point()]
+    )
+    assert wait_until(lambda: len(box.messages) == 2)
+    first = box.messages[0]
+    assert "Bcc" not in first and "evil@example.com" not in str(first.get_all("To"))
+    assert "\n" not in first["Subject"] and "\x1b" not in first["Subject"]
+    assert "Name" in first["Subject"]
+
+
+def test_an_alert_a_channel_cannot_render_does_not_hold_the_others() -> None:
+    """Any error for one alert (not only a channel error) fails that alert alone: it waits
+    in the outbox, the others of the batch are sent."""
+    sent: list[str] = []
+    bad = dataclasses.replace(access_alert(), key="bad")
+
+    def send(alert: Any) -> None:
+        if alert.key == "bad":
+            raise ValueError("cannot render")
+        sent.append(alert.key)
+
+    points = [bad.to_point(), access_alert().to_point()]
+    with pytest.raises(DestinationError, match="cannot render") as caught:
+        send_each(points, send)
+    assert caught.value.failed == (points[0],)
+    assert sent == ["professional:available_below"]
