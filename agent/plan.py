@@ -30,6 +30,8 @@ PLAN_FORMAT = "sense-license-agent/release-plan"
 PLAN_VERSION = 1
 #: Plans older than this are refused unless ``licenseRelease.planMaxAgeHours`` says otherwise.
 DEFAULT_MAX_AGE_HOURS = 24.0
+#: A plan file larger than this is refused unread.
+MAX_PLAN_BYTES = 512 * 1024 * 1024
 #: A plan "made" later than now by more than this comes from a clock that cannot be trusted.
 _FUTURE_SLACK = timedelta(minutes=5)
 _MAKE_ONE = "make a new plan with `license-agent release --once --dry-run --report FILE`"
@@ -77,6 +79,16 @@ def load_plans(path: Path) -> list[Plan]:
     """Every site's plan in a plan file. :raises PlanError: when it is not a usable plan."""
     name = str(path)
     try:
+        # A plan is a file a dry run wrote: not a device or a pipe (which may never end),
+        # and far below the bound (a site of 100,000 users gives some 50 MB).
+        if Path(path).exists() and not Path(path).is_file():
+            raise PlanError(f"{name} is not a plan: it is not a regular file; {_MAKE_ONE}")
+        size = Path(path).stat().st_size
+        if size > MAX_PLAN_BYTES:
+            raise PlanError(
+                f"{name} is not a plan: it is {size:,} bytes, more than any dry run writes"
+                f" ({MAX_PLAN_BYTES:,}); {_MAKE_ONE}"
+            )
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanError(f"cannot read the plan {name}: {exc}") from None
@@ -252,8 +264,7 @@ def _same_site(made_for: Mapping[str, Any], site: Mapping[str, Any]) -> bool:
     (site names are unique whatever their case)."""
     try:
         identities = {
-            site_identity(str(s.get("host", "")), int(s.get("port")))
-            for s in (made_for, site)
+            site_identity(str(s.get("host", "")), int(s.get("port"))) for s in (made_for, site)
         }
     except (TypeError, ValueError):
         return False

@@ -123,6 +123,13 @@ class Selection:
                 "name what to restore: --run ID (see `license-agent release runs`), --user"
                 " 'DIR\\id' and/or --since DATE"
             )
+        if self.user and "\\" not in self.user:
+            # Most likely `--user CORP\jdoe` without quotes: the shell ate the backslash, and
+            # the restore would select nothing without saying why.
+            raise RestoreUsageError(
+                f"--user {self.user!r} names no user directory: write the user as"
+                " 'DIRECTORY\\id' in single quotes (a shell drops an unquoted backslash)"
+            )
 
     def matches(self, entry: JournalEntry) -> bool:
         return (

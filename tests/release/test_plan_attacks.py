@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.plan import PlanError, check_plan, load_plans
+from agent.plan import MAX_PLAN_BYTES, PlanError, check_plan, load_plans
 from agent.simulator.certs import CertPaths
 
 from .test_plan import Site, cli, decided, report
@@ -194,3 +194,15 @@ def test_the_same_site_written_otherwise_is_the_same_site(site: Site) -> None:
     for other in [{"host": "10.0.0.1"}, {"port": port + 1}, {"port": "x"}, {"name": "other"}]:
         with pytest.raises(PlanError, match="made for site"):
             check_plan(loaded, current(**other), now, 24)
+
+
+def test_a_plan_that_is_a_device_or_huge_is_refused_unread(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = site.config()
+    if Path("/dev/zero").exists():  # a device that never ends: read whole, it never returned
+        assert "not a regular file" in refused(site, Path("/dev/zero"), config, capsys)
+    huge = site.tmp_path / "huge.json"
+    with huge.open("wb") as stream:  # sparse: no disk used
+        stream.truncate(MAX_PLAN_BYTES + 1)
+    assert "more than any dry run writes" in refused(site, huge, config, capsys)

@@ -193,3 +193,17 @@ def test_a_post_answered_429_is_sent_again_and_counted_once(site: Site) -> None:
     assert posts(site) - sent == len(released) + 1
     assert holdings(site) == held_before
     assert len(site.events(RESTORE_MEASUREMENT)) == len(released)
+
+
+def test_restore_user_without_its_directory_is_a_usage_error(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--user CORP\\u000` unquoted reaches the agent as CORPu000: before, 'Nothing selected.'
+    and exit 0, as if that user had nothing to give back."""
+    config = site.config()
+    applied_run(site, config)
+    capsys.readouterr()
+    assert restore("--user", "CORPu000", "-c", str(config)) == 2
+    err = capsys.readouterr().err
+    assert "names no user directory" in err and "single quotes" in err
+    assert posts(site) == 0
