@@ -33,6 +33,12 @@ class ButlerSection(config.ButlerSection):
     allowed (they belong to Butler's reload-failure or service monitor alerts)."""
 
 
+class Unreachable(DestinationError):
+    """The channel's server cannot be reached at all (down, silent, TLS refused): the other
+    alerts of the batch are not tried (each would wait for the timeout again); they wait in
+    the outbox with it."""
+
+
 def verify_option(ca_file: Path | None, reject_unauthorized: bool = True) -> bool | str:
     """``requests``' ``verify``: the channel's CA file, the system store, or no check."""
     if not reject_unauthorized:
@@ -72,12 +78,12 @@ def call(
         )
         response.close()
     except requests.exceptions.SSLError as exc:
-        raise DestinationError(
+        raise Unreachable(
             f"{channel}: TLS with {host} failed: the server certificate is not trusted or does"
             f" not match ({_reason(exc)}); check the channel's CA file (cert.certCA)"
         ) from None
     except requests.RequestException as exc:
-        raise DestinationError(f"{channel}: cannot reach {host}: {_reason(exc)}") from None
+        raise Unreachable(f"{channel}: cannot reach {host}: {_reason(exc)}") from None
     if response.status_code >= 300:
         moved = " (a redirect; the agent does not follow it)" if response.is_redirect else ""
         raise DestinationError(
@@ -115,11 +121,15 @@ def send_each(points: Sequence[Point], send: Callable[[Alert], None]) -> None:
     points that failed, so the outbox keeps exactly those for later."""
     failed: list[Point] = []
     errors: list[str] = []
-    for point in points:
-        if point.measurement != MEASUREMENT_ALERT:
-            continue
+    alerts = [p for p in points if p.measurement == MEASUREMENT_ALERT]
+    for number, point in enumerate(alerts):
         try:
             send(Alert.from_point(point))
+        except Unreachable as exc:
+            # The server is not there: the rest of the batch waits too, untried.
+            failed.extend(alerts[number:])
+            errors.append(str(exc))
+            break
         except DestinationError as exc:
             failed.append(point)
             errors.append(str(exc))

@@ -36,7 +36,7 @@ from pydantic import Field, field_validator, model_validator
 from agent.alerts import KIND_SERVER_STATUS, Alert
 from agent.models import DestinationError, Point
 from agent.text import printable
-from plugins.alerts._common import FEATURES, Settings, plain_text, send_each
+from plugins.alerts._common import FEATURES, Settings, Unreachable, plain_text, send_each
 
 NAME = "email"
 TIMEOUT = 20
@@ -170,13 +170,15 @@ class EmailChannel:
                 f" {_text(exc.smtp_error)}"
             ) from None
         except ssl.SSLError as exc:
-            raise DestinationError(
+            raise Unreachable(
                 f"email: TLS with {self.where} failed ({exc.reason or exc}); check smtp.caFile"
                 " or smtp.security"
             ) from None
-        except (smtplib.SMTPException, OSError) as exc:
-            raise DestinationError(
-                f"email: cannot send through {self.where}: {getattr(exc, 'strerror', None) or exc}"
+        except smtplib.SMTPException as exc:
+            raise DestinationError(f"email: cannot send through {self.where}: {exc}") from None
+        except OSError as exc:  # no connection, or no answer in time
+            raise Unreachable(
+                f"email: cannot send through {self.where}: {exc.strerror or exc}"
             ) from None
 
     def close(self) -> None:

@@ -48,6 +48,7 @@ from plugins.alerts._common import (
     FEATURES,
     ButlerSection,
     Settings,
+    Unreachable,
     call,
     send_each,
     verify_option,
@@ -183,12 +184,16 @@ class WebhookChannel:
         send_each(points, self.send)
 
     def send(self, alert: Alert) -> None:
-        if alert.kind == KIND_TEST:
-            self.send_test(alert)
-            return
-        group = self.group_for(alert)
-        if group is not None:
-            self.send_group(group, alert)
+        try:
+            if alert.kind == KIND_TEST:
+                self.send_test(alert)
+                return
+            group = self.group_for(alert)
+            if group is not None:
+                self.send_group(group, alert)
+        except Unreachable as exc:
+            # Several webhook URLs: one that is down must not hold the alerts bound for others.
+            raise DestinationError(str(exc)) from None
 
     def send_test(self, alert: Alert) -> None:
         webhooks = [w for g in self.settings.groups().values() for w in g.webhooks]

@@ -486,3 +486,44 @@ def test_an_alert_a_channel_cannot_render_does_not_hold_the_others() -> None:
         send_each(points, send)
     assert caught.value.failed == (points[0],)
     assert sent == ["professional:available_below"]
+
+
+def test_a_silent_chat_server_is_waited_for_once_per_batch(
+    alert_certs: CertPaths, tmp_path: Path
+) -> None:
+    """A Teams or Slack endpoint that accepts and never answers: before, each alert of the
+    batch waited the whole timeout again (the monitor run stalled alerts x 10 s). Now the
+    first timeout keeps the whole batch in the outbox, untried."""
+    accepted: list[socket.socket] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(0.2)
+        port = listener.getsockname()[1]
+        stop = threading.Event()
+
+        def accept() -> None:
+            while not stop.is_set():
+                try:
+                    accepted.append(listener.accept()[0])
+                except OSError:
+                    continue
+
+        threading.Thread(target=accept, daemon=True).start()
+        settings = ChatSettings.model_validate(
+            {
+                "enable": True,
+                "webhookURL": f"https://127.0.0.1:{port}/services/x",
+                "caFile": str(alert_certs.root_cert),
+            }
+        )
+        points = [dataclasses.replace(access_alert(), key=f"k{n}").to_point() for n in range(3)]
+        try:
+            with pytest.raises(DestinationError) as caught:
+                ChatChannel(SLACK, settings, tmp_path).write(points)
+        finally:
+            stop.set()
+            for connection in accepted:
+                connection.close()
+    assert caught.value.failed == tuple(points)
+    assert len(accepted) == 1
