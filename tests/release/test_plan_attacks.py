@@ -206,3 +206,20 @@ def test_a_plan_that_is_a_device_or_huge_is_refused_unread(
     with huge.open("wb") as stream:  # sparse: no disk used
         stream.truncate(MAX_PLAN_BYTES + 1)
     assert "more than any dry run writes" in refused(site, huge, config, capsys)
+
+
+def test_apply_when_one_type_cannot_be_listed_releases_only_the_other(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fresh Professional listing fails during the apply: no planned Professional
+    allocation is released (nothing judges it now); the Analyzer part of the plan is applied."""
+    config = site.config()
+    plan = make_plan(site, config)
+    planned = decided(report(plan), "would_release")
+    site.sim.add_fault("GET /qrs/license/professionalaccesstype/full", "error", status=400)
+    applied = site.tmp_path / "applied.json"
+    assert cli("--apply", str(plan), "--report", str(applied), "-c", str(config)) == 1
+    analyzer = {a["id"] for a in site.document["analyzeraccesstype"]}
+    assert decided(report(applied), "released") == planned & analyzer
+    assert (planned - analyzer) <= site.present()
+    assert site.deletes() == len(planned & analyzer)
