@@ -5,6 +5,7 @@ QRS did not confirm is asked again, never counted as given back."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.simulator.certs import CertPaths
+from tests.reliability.helpers import spawn, wait_until
 
 from .test_plan import Site, cli, report
 from .test_restore import RESTORE_MEASUREMENT, applied_run, holdings, posts, restore
@@ -207,3 +209,30 @@ def test_restore_user_without_its_directory_is_a_usage_error(
     err = capsys.readouterr().err
     assert "names no user directory" in err and "single quotes" in err
     assert posts(site) == 0
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the restore runs as a POSIX subprocess here")
+def test_two_restores_at_once_give_back_once(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two restores of one run as two processes: the second finds the site's release lock
+    taken, sends no POST and says who holds it; the first gives everything back, once."""
+    config = site.config()
+    held_before = holdings(site)
+    run_id, released = applied_run(site, config)
+    site.sim.add_fault("POST /qrs/license/*", "latency", seconds=0.1)
+    first = spawn("release", "restore", "--run", run_id, "-c", str(config), cwd=site.tmp_path)
+    try:
+        wait_until(lambda: posts(site) >= 2, timeout=60, what="the first restore's POSTs")
+        capsys.readouterr()
+        assert restore("--run", run_id, "-c", str(config)) == 1
+        err = capsys.readouterr().err
+        assert "another license agent" in err and str(first.pid) in err
+        out, first_err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, first_err
+    assert posts(site) == len(released)
+    assert holdings(site) == held_before
+    assert len(site.events(RESTORE_MEASUREMENT)) == len(released)
