@@ -46,6 +46,11 @@ def verify_option(ca_file: Path | None, reject_unauthorized: bool = True) -> boo
     return str(ca_file) if ca_file is not None else True
 
 
+def url_host(url: str) -> str:
+    """``host:port`` of a URL, without a ``user:password@`` part (what messages may show)."""
+    return requests.utils.urlparse(url).netloc.rsplit("@", 1)[-1]
+
+
 def call(
     method: str,
     url: str,
@@ -63,7 +68,7 @@ def call(
     webhook's query) never travels on to another host or to plain ``http://`` on the word of
     an answer. The answer's body is not read: only its status counts, so a receiver that
     sends a body without end cannot hold the channel."""
-    host = requests.utils.urlparse(url).netloc.rsplit("@", 1)[-1]
+    host = url_host(url)
     sender = session or requests
     try:
         response = sender.request(

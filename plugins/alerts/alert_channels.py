@@ -10,6 +10,7 @@ settings (passwords, webhook URLs, which carry their token) are registered for m
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from agent.hookspecs import hookimpl
 from agent.logging import register_secret
@@ -73,7 +74,7 @@ def channels(config: AgentConfig) -> list[Destination]:
     if hooks.enable and (recurring or expiry or access):
         for group in hooks.groups().values():
             for webhook in group.webhooks:
-                register_secret(webhook.webhook_url)
+                register_url(webhook.webhook_url)
         found.append(
             WebhookChannel(
                 hooks,
@@ -88,7 +89,7 @@ def channels(config: AgentConfig) -> list[Destination]:
     if routes is not None:
         for name, chat in ((TEAMS, routes.teams), (SLACK, routes.slack)):
             if chat.enable:
-                register_secret(chat.webhook_url)
+                register_url(chat.webhook_url)
                 found.append(ChatChannel(name, chat, config.base_dir))
         if routes.email.enable:
             if routes.email.smtp is not None:
@@ -100,3 +101,10 @@ def channels(config: AgentConfig) -> list[Destination]:
 @hookimpl
 def sla_destinations(config: AgentConfig) -> list[Destination] | None:
     return channels(config) or None
+
+
+def register_url(url: str | None) -> None:
+    """Never log a webhook URL (its path may be the token), nor a password written in it."""
+    register_secret(url)
+    if url:
+        register_secret(urlsplit(url).password)

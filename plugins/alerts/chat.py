@@ -27,7 +27,15 @@ from pydantic import Field, field_validator, model_validator
 
 from agent.alerts import KIND_SERVER_STATUS, Alert
 from agent.models import Point
-from plugins.alerts._common import FEATURES, Settings, call, emoji, send_each, verify_option
+from plugins.alerts._common import (
+    FEATURES,
+    Settings,
+    call,
+    emoji,
+    send_each,
+    url_host,
+    verify_option,
+)
 from plugins.alerts.webhook import check_url
 
 TEAMS = "teams"
@@ -146,7 +154,7 @@ class ChatChannel:
         self.session = requests.Session()
 
     def describe(self) -> str:
-        host = requests.utils.urlparse(self.settings.webhook_url or "").netloc
+        host = url_host(self.settings.webhook_url or "")
         return f"{'Microsoft Teams' if self.name == TEAMS else 'Slack'} webhook at {host}"
 
     def write(self, points: Sequence[Point]) -> None:

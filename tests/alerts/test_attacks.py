@@ -53,6 +53,7 @@ from tests.alerts.test_cli import (  # noqa: F401
     every_channel_config,
     low_availability,
     simulator,
+    write_config,
 )
 from tests.alerts.test_forecast_alert import point
 
@@ -527,3 +528,38 @@ def test_a_silent_chat_server_is_waited_for_once_per_batch(
                 connection.close()
     assert caught.value.failed == tuple(points)
     assert len(accepted) == 1
+
+
+def test_a_password_in_a_chat_webhook_url_is_not_shown(  # noqa: F811
+    simulator,  # noqa: F811
+    alert_certs,
+    https_receiver,
+    tmp_path,
+    capsys,
+):
+    """`https://user:password@host/...` (a proxy that wants a login): before, `alert test`
+    and `config check` described the channel as 'Slack webhook at user:password@host'."""
+    url = https_receiver.url.replace("https://", "https://agent:chat-pass-1@") + "/slack/x"
+    config = write_config(
+        tmp_path,
+        simulator,
+        alert_certs,
+        licenseMonitor={
+            "alert": {
+                "enable": True,
+                "licenseType": {"professional": {"availableBelow": 1}},
+                "destination": {
+                    "slack": {
+                        "enable": True,
+                        "webhookURL": url,
+                        "caFile": str(alert_certs.root_cert),
+                    }
+                },
+            }
+        },
+    )
+    assert main(["alert", "test", "-c", str(config)]) == 0
+    assert main(["config", "check", "-c", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert "Slack webhook at 127.0.0.1" in out
+    assert "chat-pass-1" not in out + err and "agent:" not in out + err
