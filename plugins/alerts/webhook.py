@@ -26,7 +26,9 @@ Unlike Butler, ``expiryDateStr`` is the whole date (Butler cut it at the first `
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -56,6 +58,10 @@ from plugins.alerts._common import (
 
 NAME = "webhook"
 RATE_LIMIT_FILE = "webhook-rate-limit.json"
+#: Which webhooks of a group took an alert that another webhook of the group failed.
+DELIVERED_FILE = "webhook-delivered.json"
+#: Seconds a partial delivery is remembered (the outbox keeps the alert meanwhile).
+DELIVERED_KEEP = 7 * 24 * 3600
 
 
 def check_url(value: str) -> str:
@@ -165,6 +171,7 @@ class WebhookChannel:
         self.access_alerts = access_alerts
         self.base_dir = base_dir
         self.state_path = state_dir / RATE_LIMIT_FILE if state_dir is not None else None
+        self.delivered_path = state_dir / DELIVERED_FILE if state_dir is not None else None
         self.session = requests.Session()
 
     def describe(self) -> str:
@@ -205,11 +212,29 @@ class WebhookChannel:
             self.send_one(webhook, butler_payload(alert))
 
     def send_group(self, group_name: str, alert: Alert) -> None:
+        """Send to every webhook of the group. One that fails does not keep the alert from
+        the others; the alert then stays in the outbox, and its retry goes only to the
+        webhooks that did not take it yet (remembered in ``stateDir``)."""
         group = self.settings.groups()[group_name]
         if not group.webhooks or self._rate_limited(group_name, group.rate_limit):
             return
+        alert_id = f"{alert.key}|{alert.state}|{alert.site}|{alert.time.isoformat()}"
+        done = set(self._deliveries().get(alert_id, {}).get("hooks", []))
+        errors: list[str] = []
         for webhook in group.webhooks:
-            self.send_one(webhook, butler_payload(alert))
+            hook_id = _hook_id(webhook)
+            if hook_id in done:
+                continue
+            try:
+                self.send_one(webhook, butler_payload(alert))
+            except DestinationError as exc:
+                errors.append(str(exc))
+                continue
+            done.add(hook_id)
+            self._remember(alert_id, done)
+        if errors:
+            raise DestinationError("; ".join(errors))
+        self._remember(alert_id, None)
         self._sent(group_name)
 
     def send_one(self, webhook: Webhook, payload: Mapping[str, Any]) -> None:
@@ -266,5 +291,43 @@ class WebhookChannel:
             except OSError:
                 pass  # the limit then holds for this process only
 
+    # ------------------------------------------------------------ partial deliveries
+
+    def _deliveries(self) -> dict[str, Any]:
+        if self.delivered_path is None or not self.delivered_path.exists():
+            return dict(getattr(self, "_delivered", {}))
+        try:
+            data = json.loads(self.delivered_path.read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}  # then a retry may reach a webhook twice: at least once, as ever
+
+    def _remember(self, alert_id: str, hooks: set[str] | None) -> None:
+        now = time.time()
+        entries = {
+            key: value
+            for key, value in self._deliveries().items()
+            if isinstance(value, dict) and now - float(value.get("at", 0)) < DELIVERED_KEEP
+        }
+        if hooks is None:
+            entries.pop(alert_id, None)
+        else:
+            entries[alert_id] = {"hooks": sorted(hooks), "at": now}
+        self._delivered = entries
+        if self.delivered_path is not None:
+            try:
+                self.delivered_path.parent.mkdir(parents=True, exist_ok=True)
+                temporary = self.delivered_path.with_suffix(".tmp")
+                temporary.write_text(json.dumps(entries), encoding="utf-8")
+                os.replace(temporary, self.delivered_path)
+            except OSError:
+                pass  # remembered for this process only
+
     def close(self) -> None:
         self.session.close()
+
+
+def _hook_id(webhook: Webhook) -> str:
+    """A webhook's name in the partial-delivery memo (a hash: the URL may hold a token)."""
+    text = f"{webhook.http_method} {webhook.webhook_url}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

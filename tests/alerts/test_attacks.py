@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import socket
 import ssl
@@ -45,6 +46,7 @@ from plugins.alerts.chat import SLACK, ChatChannel, ChatSettings
 from plugins.alerts.early_warning import LicenseAlert, evaluate
 from plugins.alerts.email import EmailChannel
 from plugins.alerts.mqtt import MqttChannel, MqttConfig
+from plugins.alerts.webhook import WebhookNotification
 from plugins.destinations.sqlite import SqliteDestination
 from tests.alerts.conftest import wait_until
 from tests.alerts.test_channels import access_alert, email_settings, webhook_channel, webhooks
@@ -72,7 +74,7 @@ def silent_port() -> Iterator[int]:
 class Server:
     """A loopback HTTP(S) server whose every answer the test sets; it records the paths."""
 
-    def __init__(self, certs: CertPaths | None, answer: Any) -> None:
+    def __init__(self, certs: CertPaths | None, answer: Any, port: int = 0) -> None:
         self.paths: list[str] = []
         outer = self
 
@@ -89,7 +91,7 @@ class Server:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         scheme = "http"
         if certs is not None:
@@ -563,3 +565,50 @@ def test_a_password_in_a_chat_webhook_url_is_not_shown(  # noqa: F811
     out, err = capsys.readouterr()
     assert "Slack webhook at 127.0.0.1" in out
     assert "chat-pass-1" not in out + err and "agent:" not in out + err
+
+
+def test_a_broken_webhook_does_not_starve_the_others_of_its_group(
+    alert_certs: CertPaths, https_receiver, servers: list[Server], tmp_path: Path
+) -> None:
+    """A group with an old URL that is down, then a working one: before, the first failure
+    ended the alert's sending, so the working webhook never got any alert. Now every webhook
+    is tried; the alert stays in the outbox for the broken one, and its retries go to that one
+    only (no duplicate at the others), also from a new process."""
+    from tests.alerts.conftest import free_port
+
+    down = free_port()
+    settings = WebhookNotification.model_validate(
+        {
+            "enable": True,
+            "licenseAgentAlert": {
+                "webhooks": [
+                    {
+                        "webhookURL": f"https://127.0.0.1:{down}/old",
+                        "httpMethod": "POST",
+                        "cert": {"enable": True, "certCA": str(alert_certs.root_cert)},
+                    },
+                    {
+                        "webhookURL": https_receiver.url + "/hook",
+                        "httpMethod": "POST",
+                        "cert": {"enable": True, "certCA": str(alert_certs.root_cert)},
+                    },
+                ]
+            },
+        }
+    )
+    point = access_alert().to_point()
+    with pytest.raises(DestinationError, match="cannot reach") as caught:
+        webhook_channel(settings, tmp_path).write([point])
+    assert caught.value.failed == (point,)
+    assert len(https_receiver.wait(1)) == 1
+    # The outbox retries (a new process: a new channel object): the working webhook is not
+    # sent the alert again.
+    with pytest.raises(DestinationError):
+        webhook_channel(settings, tmp_path).write([point])
+    # The old URL comes back: it gets the alert, once; the memo is cleared.
+    revived = Server(alert_certs, plain_ok, port=down)
+    servers.append(revived)
+    webhook_channel(settings, tmp_path).write([point])
+    assert revived.paths == ["/old"]
+    assert len(https_receiver.wait(2, timeout=0.5)) == 1
+    assert json.loads((tmp_path / "webhook-delivered.json").read_text("utf-8")) == {}
