@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,6 +12,9 @@ from agent.simulator import ensure_certs
 from agent.simulator.certs import CertPaths
 
 from .helpers import ReleaseHarness
+
+if TYPE_CHECKING:
+    from .test_plan import Site
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +27,14 @@ def harness(release_certs: CertPaths, tmp_path: Path) -> Iterator[ReleaseHarness
     h = ReleaseHarness(release_certs, tmp_path)
     yield h
     h.stop()
+
+
+@pytest.fixture
+def site(release_certs: CertPaths, tmp_path: Path) -> Iterator[Site]:
+    """A simulator site with a backlog and its config folder (see ``test_plan.Site``); the plan,
+    apply, restore and run-log tests share it."""
+    from .test_plan import Site
+
+    made = Site(release_certs, tmp_path)
+    yield made
+    made.sim.stop()

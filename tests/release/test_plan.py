@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -130,13 +129,6 @@ class Site:
         document["professionalaccesstype"].append(new)
         self.sim.load_state(document)
         return new["id"]
-
-
-@pytest.fixture
-def site(release_certs: CertPaths, tmp_path: Path) -> Iterator[Site]:
-    made = Site(release_certs, tmp_path)
-    yield made
-    made.sim.stop()
 
 
 def cli(*args: str) -> int:

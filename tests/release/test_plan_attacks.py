@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +13,9 @@ import pytest
 import yaml
 
 from agent.plan import MAX_PLAN_BYTES, PlanError, check_plan, load_plans
-from agent.simulator.certs import CertPaths
 
 from .test_plan import Site, cli, decided, report
 from .test_plan_refusals import edit, refused
-
-
-@pytest.fixture
-def site(release_certs: CertPaths, tmp_path: Path) -> Iterator[Site]:
-    made = Site(release_certs, tmp_path)
-    yield made
-    made.sim.stop()
 
 
 def make_plan(site: Site, config: Path | None = None) -> Path:

@@ -4,7 +4,6 @@ longer describes the site: another site, other thresholds or rules, too old, not
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,17 +12,9 @@ import pytest
 
 from agent.models import UTC, format_qrs_time
 from agent.plan import PlanError, check_plan, load_plans
-from agent.simulator.certs import CertPaths
 
 from .helpers import release_block
 from .test_plan import LIMIT, Site, cli, report
-
-
-@pytest.fixture
-def site(release_certs: CertPaths, tmp_path: Path) -> Iterator[Site]:
-    made = Site(release_certs, tmp_path)
-    yield made
-    made.sim.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,6 @@ from .helpers import release_block
 from .test_plan import Site, cli, decided, report
 
 RESTORE_MEASUREMENT = "qlik_sense_license_restore"
-
-
-@pytest.fixture
-def site(release_certs: CertPaths, tmp_path: Path) -> Iterator[Site]:
-    made = Site(release_certs, tmp_path)
-    yield made
-    made.sim.stop()
 
 
 def restore(*args: str) -> int:

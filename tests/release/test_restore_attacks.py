@@ -6,24 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
-from agent.simulator.certs import CertPaths
 from tests.reliability.helpers import spawn, wait_until
 
 from .test_plan import Site, cli, report
 from .test_restore import RESTORE_MEASUREMENT, applied_run, holdings, posts, restore
-
-
-@pytest.fixture
-def site(release_certs: CertPaths, tmp_path: Path) -> Iterator[Site]:
-    made = Site(release_certs, tmp_path)
-    yield made
-    made.sim.stop()
 
 
 def other_allocation(site: Site) -> dict[str, object]:

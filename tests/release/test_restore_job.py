@@ -8,7 +8,6 @@ import contextlib
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +21,12 @@ from agent.lock import release_lock, site_identity
 from agent.plugins import build_plugin_host, load_config
 from agent.restore import RestoreJournal, Selection
 from agent.runs import RunLog, RunRecord
-from agent.simulator.certs import CertPaths
 from tests.cli.test_run_jobs import RECORDER
 
 from .test_plan import Site
 from .test_restore import applied_run, holdings, posts, restore
 
 SITE = "127.0.0.1"
-
-
-@pytest.fixture
-def site(release_certs: CertPaths, tmp_path: Path) -> Iterator[Site]:
-    made = Site(release_certs, tmp_path)
-    yield made
-    made.sim.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from agent.journal import SqliteJournal, journal_path
 from agent.lock import release_lock
 from agent.models import format_qrs_time
 from agent.runs import LoggedRun, recent_runs, started_run
-from agent.simulator.certs import CertPaths
 
 from .test_plan import Site, cli, real_now
 
@@ -31,13 +29,6 @@ OLD_TABLE = (
     " counts TEXT NOT NULL DEFAULT '{}', outcome TEXT NOT NULL DEFAULT '')"
 )
 OLD_RUN = "20261201T120000Z-0a1b2c"
-
-
-@pytest.fixture
-def site(release_certs: CertPaths, tmp_path: Path) -> Iterator[Site]:
-    made = Site(release_certs, tmp_path)
-    yield made
-    made.sim.stop()
 
 
 def old_state_folder(site: Site) -> Path:
